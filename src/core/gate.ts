@@ -1,0 +1,67 @@
+/**
+ * The isolation gate: while it is closed, new requests wait at the door so that a checkpoint or a
+ * probe sees the process alone. It always reopens: every close has a deadline, so no request can
+ * wait forever even if its owner forgets or crashes.
+ */
+export class Gate {
+  private waiting: Array<() => void> = [];
+  private closedUntil = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private owner: symbol | undefined;
+  /** How many requests have been held, in total, and the longest hold in ms. */
+  held = 0;
+  longestHoldMs = 0;
+  private closedAt = 0;
+
+  get closed(): boolean {
+    return this.owner !== undefined;
+  }
+
+  /**
+   * Undefined when the gate is open (the fast path allocates nothing); otherwise a promise that
+   * resolves when it reopens.
+   */
+  admit(): Promise<void> | undefined {
+    if (this.owner === undefined) return undefined;
+    this.held++;
+    return new Promise<void>((resolve) => { this.waiting.push(resolve); });
+  }
+
+  /** Closes the gate for at most `maxMs`. Returns a token to reopen it, or undefined if already closed. */
+  close(maxMs: number): symbol | undefined {
+    if (this.owner !== undefined) return undefined;
+    const token = Symbol('gate');
+    this.owner = token;
+    this.closedAt = performance.now();
+    this.closedUntil = Date.now() + maxMs;
+    this.timer = setTimeout(() => this.open(token), maxMs);
+    this.timer.unref();
+    return token;
+  }
+
+  /** Reopens the gate if `token` still owns it and lets every held request in. */
+  open(token: symbol): void {
+    if (this.owner !== token) return;
+    this.owner = undefined;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    const ms = performance.now() - this.closedAt;
+    if (this.waiting.length > 0 && ms > this.longestHoldMs) this.longestHoldMs = ms;
+    const waiting = this.waiting;
+    this.waiting = [];
+    for (const resolve of waiting) resolve();
+  }
+
+  /** Remaining ms before the current close expires (0 when open). */
+  remainingMs(): number {
+    return this.owner === undefined ? 0 : Math.max(0, this.closedUntil - Date.now());
+  }
+
+  get queued(): number {
+    return this.waiting.length;
+  }
+
+  dispose(): void {
+    if (this.owner !== undefined) this.open(this.owner);
+  }
+}

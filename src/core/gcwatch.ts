@@ -1,0 +1,86 @@
+import { PerformanceObserver, constants } from 'node:perf_hooks';
+import v8 from 'node:v8';
+
+export interface GcEvent {
+  /** ms since the Unix epoch. */
+  at: number;
+  kind: 'minor' | 'major' | 'incremental' | 'weakcb' | 'unknown';
+  durationMs: number;
+  forced: boolean;
+  /**
+   * Old-generation bytes read in the observer callback. Exact after scavenges and within a few
+   * hundred KB after mark-sweeps (entries arrive batched); only major entries approximate live heap.
+   */
+  oldGenBytes: number;
+}
+
+type Listener = (e: GcEvent) => void;
+
+const KIND: Record<number, GcEvent['kind']> = {
+  [constants.NODE_PERFORMANCE_GC_MINOR]: 'minor',
+  [constants.NODE_PERFORMANCE_GC_MAJOR]: 'major',
+  [constants.NODE_PERFORMANCE_GC_INCREMENTAL]: 'incremental',
+  [constants.NODE_PERFORMANCE_GC_WEAKCB]: 'weakcb',
+};
+
+const YOUNG = new Set(['new_space', 'new_large_object_space']);
+
+function oldGenBytes(): number {
+  let sum = 0;
+  for (const s of v8.getHeapSpaceStatistics()) if (!YOUNG.has(s.space_name)) sum += s.space_used_size;
+  return sum;
+}
+
+/**
+ * One process-wide GC observer shared by every monitor: observers are not free, and two
+ * monitors (two apps in one process) must not double the work.
+ */
+class GcWatch {
+  /** Count of GCs seen so far; compared before and after a request to flag "a GC ran during it". */
+  count = 0;
+  majorCount = 0;
+  private observer: PerformanceObserver | undefined;
+  private listeners = new Set<Listener>();
+  private users = 0;
+
+  acquire(): void {
+    if (this.users++ > 0) return;
+    this.observer = new PerformanceObserver((list) => {
+      // Reading heap spaces once per batch keeps the callback cheap.
+      let old = -1;
+      for (const entry of list.getEntries()) {
+        const detail = (entry as unknown as { detail?: { kind?: number; flags?: number } }).detail ?? {};
+        const kind = KIND[detail.kind ?? -1] ?? 'unknown';
+        this.count++;
+        if (kind === 'major') this.majorCount++;
+        if (this.listeners.size === 0) continue;
+        if (old < 0) old = oldGenBytes();
+        const event: GcEvent = {
+          at: performance.timeOrigin + entry.startTime,
+          kind,
+          durationMs: entry.duration,
+          forced: ((detail.flags ?? 0) & constants.NODE_PERFORMANCE_GC_FLAGS_FORCED) !== 0,
+          oldGenBytes: old,
+        };
+        for (const l of this.listeners) {
+          try { l(event); } catch { /* a listener's fault must not stop GC accounting */ }
+        }
+      }
+    });
+    this.observer.observe({ entryTypes: ['gc'] });
+  }
+
+  release(): void {
+    if (--this.users > 0) return;
+    this.users = 0;
+    this.observer?.disconnect();
+    this.observer = undefined;
+  }
+
+  on(l: Listener): () => void {
+    this.listeners.add(l);
+    return () => { this.listeners.delete(l); };
+  }
+}
+
+export const gcWatch = new GcWatch();

@@ -1,0 +1,185 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { randomBytes } from 'node:crypto';
+import { resolveOptions } from './options';
+import { Recorder, type RequestState, type RouteStats } from './recorder';
+import { Gate } from './gate';
+import { gcWatch } from './gcwatch';
+import { Router, handleError } from './http/router';
+import { sendError } from './http/respond';
+import { isLoopbackAddress } from './net';
+import { installApi } from './http/api';
+import { installDetector } from './detector';
+import { installProber } from './probe/index';
+import { installMetrics } from './metrics/index';
+import { installDashboard } from './dashboard/index';
+import type { LeakwatchOptions, ResolvedOptions } from './types';
+
+/** Something that lives as long as the monitor: a detector, the prober, metrics, the dashboard. */
+export interface Feature {
+  close?(): void;
+}
+
+/** Header that marks leakwatch's own replayed requests, so that they pass the gate and are not recorded. */
+export const PROBE_HEADER = 'x-leakwatch-probe';
+
+/**
+ * The framework-free heart of leakwatch: the recorder, the isolation gate, leakwatch's own HTTP
+ * endpoints and every feature built on them. The Express and Fastify adapters only translate
+ * their request lifecycle into `start()` / `finish()` / `handle()`.
+ *
+ * @example
+ * ```js
+ * const { createMonitor } = require('leakwatch');
+ * const monitor = createMonitor({ path: '/__leaks' });
+ * // in a plain http server:
+ * http.createServer((req, res) => {
+ *   if (monitor.isOwnPath(req.url)) return monitor.handle(req, res);
+ *   const state = monitor.start();
+ *   res.on('finish', () => monitor.finish(state, req.method, '/hello', res.statusCode, false, req));
+ *   res.end('hi');
+ * });
+ * ```
+ */
+export class LeakMonitor {
+  readonly options: ResolvedOptions;
+  readonly recorder: Recorder;
+  readonly gate = new Gate();
+  readonly router: Router;
+  /** Random per process: proves a form POST came from a page we rendered. */
+  readonly formToken = randomBytes(16).toString('hex');
+  /** Random per process: marks the probe's own replayed requests. */
+  readonly probeToken = randomBytes(16).toString('hex');
+  readonly features: Record<string, Feature> = {};
+  private readonly prefixSlash: string;
+  private faultLogged = false;
+  faults = 0;
+  closed = false;
+
+  constructor(options?: LeakwatchOptions) {
+    this.options = resolveOptions(options);
+    const o = this.options;
+    this.prefixSlash = o.path + '/';
+    this.recorder = new Recorder(o.maxRoutes, o.historySize, o.sampleEvery, o.captureBodyLimit);
+    this.router = new Router(this.formToken);
+    if (o.enabled) {
+      gcWatch.acquire();
+      // Each feature registers its endpoints on the router and its closer in `features`.
+      // The dashboard goes last: its catch-all page routes must not shadow the API.
+      installApi(this);
+      installDetector(this);
+      installProber(this);
+      installMetrics(this);
+      installDashboard(this);
+    }
+  }
+
+  /** True for the mount point and everything under it. Cheap: called on every request. */
+  isOwnPath(url: string | undefined): boolean {
+    if (url === undefined) return false;
+    const p = this.options.path;
+    if (!url.startsWith(p)) return false;
+    const c = url.charCodeAt(p.length);
+    // end of string, '/', '?' or '#'
+    return Number.isNaN(c) || c === 47 || c === 63 || c === 35;
+  }
+
+  /** True for leakwatch's own replayed requests (probe traffic). */
+  isProbeRequest(req: IncomingMessage): boolean {
+    return req.headers[PROBE_HEADER] === this.probeToken;
+  }
+
+  /**
+   * Called when a request arrives. Returns undefined if recording failed: the host app goes on.
+   */
+  start(): RequestState | undefined {
+    try {
+      return this.recorder.start();
+    } catch (e) {
+      this.fault(e);
+      return undefined;
+    }
+  }
+
+  /** Called once the response is finished (or the client went away). Never throws. */
+  finish(state: RequestState | undefined, method: string, route: string, status: number, aborted: boolean, req?: IncomingMessage, body?: unknown): RouteStats | undefined {
+    if (state === undefined || this.closed) return undefined;
+    try {
+      return this.recorder.finish(state, method, route, status, aborted, req, body);
+    } catch (e) {
+      this.fault(e);
+      return undefined;
+    }
+  }
+
+  /** Logs leakwatch's own faults once: the host app must never see them. */
+  fault(e: unknown): void {
+    this.faults++;
+    if (this.faultLogged) return;
+    this.faultLogged = true;
+    try {
+      this.options.logger.warn(`leakwatch: internal fault, the app is unaffected (logged once): ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
+    } catch { /* a broken logger must not break the app either */ }
+  }
+
+  /**
+   * Serves `{path}` and everything below it. `clientIp` is the framework's view of the client
+   * (which honours its own trust-proxy setting); `body` is a body a framework already parsed;
+   * `base` is the concrete path the adapter itself is mounted under (Express sub-routers).
+   */
+  async handle(req: IncomingMessage, res: ServerResponse, opts: { clientIp?: string; body?: unknown; base?: string } = {}): Promise<void> {
+    try {
+      const allowed = this.options.authorizeIsDefault
+        ? isLoopbackAddress(opts.clientIp ?? req.socket?.remoteAddress)
+        : await this.options.authorize(req);
+      if (allowed !== true) {
+        sendError(res, 403, this.options.authorizeIsDefault
+          ? 'leakwatch is open to loopback clients only; pass an authorize(req) option to allow others'
+          : 'not authorized by the authorize option');
+        return;
+      }
+      const raw = req.url ?? '/';
+      const q = raw.indexOf('?');
+      const pathname = q < 0 ? raw : raw.slice(0, q);
+      let subpath = pathname.slice(this.options.path.length);
+      if (subpath === '') subpath = '/';
+      let decoded: string;
+      try { decoded = decodeURIComponent(subpath); } catch {
+        sendError(res, 400, 'malformed percent-encoding in the URL');
+        return;
+      }
+      await this.router.dispatch(req, res, decoded, new URLSearchParams(q < 0 ? '' : raw.slice(q + 1)), opts.body, (opts.base ?? '') + this.options.path);
+    } catch (e) {
+      try { handleError(res, e, (err) => this.fault(err)); } catch { /* the socket may be gone */ }
+    }
+  }
+
+  /** A route's stats by method and template. */
+  route(method: string, route: string): RouteStats | undefined {
+    return this.recorder.routes.get(method.toUpperCase() + ' ' + route);
+  }
+
+  /** Stops every timer, observer and inspector session. Idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.gate.dispose();
+    for (const f of Object.values(this.features)) {
+      try { f.close?.(); } catch (e) { this.fault(e); }
+    }
+    if (this.options.enabled) gcWatch.release();
+  }
+}
+
+/**
+ * Creates a monitor for a custom integration (plain `http`, another framework). The Express and
+ * Fastify adapters create one for you.
+ *
+ * @example
+ * ```js
+ * const { createMonitor } = require('leakwatch');
+ * const monitor = createMonitor({ maxRoutes: 100 });
+ * ```
+ */
+export function createMonitor(options?: LeakwatchOptions): LeakMonitor {
+  return new LeakMonitor(options);
+}

@@ -1,0 +1,112 @@
+import os from 'node:os';
+import type { LeakwatchOptions, ResolvedOptions, AuthorizeRequest } from './types';
+import { isLoopbackRequest } from './net';
+
+const KNOWN = new Set<string>([
+  'path', 'enabled', 'authorize', 'maxRoutes', 'registry', 'prefix', 'mode', 'workers',
+  'historySize', 'sampleEvery', 'captureBodyLimit', 'autoProbe', 'checkpointIntervalMs',
+  'notice', 'logger',
+]);
+
+function show(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'function') return 'a function';
+  if (value === null) return 'null';
+  if (typeof value === 'object') return Array.isArray(value) ? 'an array' : 'an object';
+  return String(value);
+}
+
+function bad(name: string, expected: string, value: unknown): TypeError {
+  return new TypeError(`leakwatch: option "${name}" must be ${expected}; received ${show(value)}`);
+}
+
+function int(o: LeakwatchOptions, name: keyof LeakwatchOptions, def: number, min: number, max: number): number {
+  const v = o[name];
+  if (v === undefined) return def;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    throw bad(name, `an integer from ${min} to ${max}`, v);
+  }
+  return v;
+}
+
+function bool(o: LeakwatchOptions, name: keyof LeakwatchOptions, def: boolean): boolean {
+  const v = o[name];
+  if (v === undefined) return def;
+  if (typeof v !== 'boolean') throw bad(name, 'a boolean', v);
+  return v;
+}
+
+/** The default gate: loopback clients only, judged by the socket, never by X-Forwarded-For. */
+export function loopbackOnly(req: AuthorizeRequest): boolean {
+  return isLoopbackRequest(req);
+}
+
+/**
+ * Validates the user's options once and spreads them over the defaults.
+ * The caller's object is never mutated. Throws a `TypeError` naming the option and the value.
+ */
+export function resolveOptions(input: LeakwatchOptions | undefined, env: NodeJS.ProcessEnv = process.env): ResolvedOptions {
+  if (input !== undefined && (input === null || typeof input !== 'object' || Array.isArray(input))) {
+    throw new TypeError(`leakwatch: options must be an object; received ${show(input)}`);
+  }
+  const o: LeakwatchOptions = { ...(input ?? {}) };
+  for (const key of Object.keys(o)) {
+    if (!KNOWN.has(key)) throw new TypeError(`leakwatch: unknown option "${key}"; received ${show((o as Record<string, unknown>)[key])}`);
+  }
+  const production = env.NODE_ENV === 'production';
+
+  let path = '/__leaks';
+  if (o.path !== undefined) {
+    if (typeof o.path !== 'string' || !/^\/[A-Za-z0-9._~\-/]*$/.test(o.path) || o.path.includes('//') || o.path === '/') {
+      throw bad('path', 'a URL path such as "/__leaks" (a leading slash, not just "/", letters, digits and ._~-/ only)', o.path);
+    }
+    path = o.path.length > 1 && o.path.endsWith('/') ? o.path.slice(0, -1) : o.path;
+  }
+
+  if (o.authorize !== undefined && typeof o.authorize !== 'function') throw bad('authorize', 'a function (req) => boolean', o.authorize);
+  if (o.registry !== undefined) {
+    const r = o.registry as unknown as { registerMetric?: unknown; metrics?: unknown } | null;
+    if (r === null || typeof r !== 'object' || typeof r.registerMetric !== 'function' || typeof r.metrics !== 'function') {
+      throw bad('registry', 'a prom-client Registry', o.registry);
+    }
+  }
+  let prefix = 'leakwatch_';
+  if (o.prefix !== undefined) {
+    if (typeof o.prefix !== 'string' || !/^[a-zA-Z_:][a-zA-Z0-9_:]*$|^$/.test(o.prefix)) {
+      throw bad('prefix', 'a Prometheus metric name prefix such as "leakwatch_"', o.prefix);
+    }
+    prefix = o.prefix;
+  }
+  let mode: 'dev' | 'production' = production ? 'production' : 'dev';
+  if (o.mode !== undefined) {
+    if (o.mode !== 'dev' && o.mode !== 'production') throw bad('mode', '"dev" or "production"', o.mode);
+    mode = o.mode;
+  }
+  const cpus = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+  if (o.logger !== undefined) {
+    const l = o.logger as unknown as { warn?: unknown; info?: unknown } | null;
+    if (l === null || typeof l !== 'object' || typeof l.warn !== 'function' || typeof l.info !== 'function') {
+      throw bad('logger', 'an object with warn() and info() methods', o.logger);
+    }
+  }
+  const autoProbe = bool(o, 'autoProbe', mode === 'dev');
+  return {
+    path,
+    enabled: bool(o, 'enabled', !production),
+    authorize: o.authorize ?? loopbackOnly,
+    authorizeIsDefault: o.authorize === undefined,
+    maxRoutes: int(o, 'maxRoutes', 200, 1, 100_000),
+    registry: o.registry,
+    prefix,
+    mode,
+    workers: int(o, 'workers', Math.max(1, cpus), 1, 100_000),
+    historySize: int(o, 'historySize', 128, 8, 65_536),
+    sampleEvery: int(o, 'sampleEvery', 8, 1, 1_000_000),
+    captureBodyLimit: int(o, 'captureBodyLimit', 65_536, 0, 64 * 1024 * 1024),
+    // Forcing probes in production would block the event loop of a live server.
+    autoProbe: mode === 'production' ? false : autoProbe,
+    checkpointIntervalMs: int(o, 'checkpointIntervalMs', 1000, 50, 3_600_000),
+    notice: bool(o, 'notice', true),
+    logger: o.logger ?? console,
+  };
+}

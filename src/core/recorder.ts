@@ -1,0 +1,213 @@
+import v8 from 'node:v8';
+import type { IncomingMessage } from 'node:http';
+import { Ring } from './ring';
+import { gcWatch } from './gcwatch';
+import type { CapturedRequest, RetentionEstimate, Verdict } from './types';
+
+/** Route label for requests no route matched (404s): one bucket per method, never one per URL. */
+export const UNMATCHED = '(unmatched)';
+/** Route label shared by new routes once `maxRoutes` is reached. */
+export const OVERFLOW = '(other)';
+
+/** Globals present when leakwatch started, so only ones added afterwards are reported. */
+function globalNames(): string[] {
+  return Object.getOwnPropertyNames(globalThis);
+}
+
+/** Per-route aggregates. Everything is fixed-size: rings and running sums, never growing arrays. */
+export class RouteStats {
+  requests = 0;
+  /** Responses with status >= 500, and requests that ended without a response (aborted). */
+  serverErrors = 0;
+  aborted = 0;
+  firstSeen: number;
+  lastSeen: number;
+  sumDurationMs = 0;
+  sumHeapDelta = 0;
+  sumExternalDelta = 0;
+  /** Requests during which at least one GC ran: their heap delta is not the garbage they made. */
+  withGc = 0;
+  /** Sum over requests of the number in flight when each started; mean concurrency = this / requests. */
+  sumInFlight = 0;
+  readonly durationMs: Ring;
+  readonly heapDelta: Ring;
+  readonly externalDelta: Ring;
+  /** Sampled object-count deltas: active resources by type, cumulated over sampled requests. */
+  sampled = 0;
+  readonly resourceDelta = new Map<string, number>();
+  /** Global property names that appeared while this route was being served (capped). */
+  readonly globalsAdded: string[] = [];
+  /** Reused in place for each request so capturing never allocates per request. */
+  lastRequest: CapturedRequest | undefined;
+
+  // Written by the detector and the probe; read by the API, dashboard and metrics.
+  verdict: Verdict = 'warming-up';
+  verdictReason = 'too few observations yet';
+  estimate: RetentionEstimate | undefined;
+  /** Free-form extra findings the analysis attaches (native growth, data-dependent growth, ...). */
+  findings: Record<string, unknown> = {};
+  probe: unknown;
+
+  constructor(readonly key: string, readonly method: string, readonly route: string, history: number, now: number) {
+    this.durationMs = new Ring(history);
+    this.heapDelta = new Ring(history);
+    this.externalDelta = new Ring(history);
+    this.firstSeen = now;
+    this.lastSeen = now;
+  }
+}
+
+/** What the adapters carry from the start of a request to its end. */
+export interface RequestState {
+  t0: number;
+  heap0: number;
+  ext0: number;
+  gc0: number;
+  inFlight: number;
+  resources0: string[] | undefined;
+}
+
+const GLOBALS_PER_ROUTE = 32;
+const RESOURCE_TYPES_PER_ROUTE = 32;
+
+/**
+ * The framework-free recorder. Adapters call `start()` when a request arrives and `finish()` when
+ * its response is done; everything costly (analysis, GC, snapshots) happens elsewhere.
+ */
+export class Recorder {
+  readonly routes = new Map<string, RouteStats>();
+  inFlight = 0;
+  totalRequests = 0;
+  /** How many requests fell into an overflow bucket because the route table was full. */
+  overflowed = 0;
+  private sampleTick = 0;
+  private readonly knownGlobals: Set<string>;
+  private globalCount: number;
+  readonly startedAt = Date.now();
+
+  constructor(
+    private readonly maxRoutes: number,
+    private readonly historySize: number,
+    private readonly sampleEvery: number,
+    private readonly captureBodyLimit: number,
+  ) {
+    const names = globalNames();
+    this.knownGlobals = new Set(names);
+    this.globalCount = names.length;
+  }
+
+  /** Globals that appeared since leakwatch started, in order of discovery. */
+  addedGlobals(): string[] {
+    const out: string[] = [];
+    for (const name of globalNames()) if (!this.knownGlobals.has(name)) out.push(name);
+    return out;
+  }
+
+  start(): RequestState {
+    const hs = v8.getHeapStatistics();
+    const sample = ++this.sampleTick >= this.sampleEvery;
+    if (sample) this.sampleTick = 0;
+    return {
+      t0: performance.now(),
+      heap0: hs.used_heap_size,
+      ext0: (hs as { external_memory?: number }).external_memory ?? 0,
+      gc0: gcWatch.count,
+      inFlight: this.inFlight++,
+      resources0: sample ? process.getActiveResourcesInfo() : undefined,
+    };
+  }
+
+  /**
+   * Records a finished request. `route` is the template (or UNMATCHED). `req` is kept as the
+   * route's replay sample when given.
+   */
+  finish(state: RequestState, method: string, route: string, status: number, aborted: boolean, req?: IncomingMessage, body?: unknown): RouteStats {
+    const t1 = performance.now();
+    const hs = v8.getHeapStatistics();
+    this.inFlight = this.inFlight > 0 ? this.inFlight - 1 : 0;
+    this.totalRequests++;
+    const stats = this.routeFor(method, route);
+    const heapDelta = hs.used_heap_size - state.heap0;
+    const extDelta = ((hs as { external_memory?: number }).external_memory ?? 0) - state.ext0;
+    const duration = t1 - state.t0;
+    stats.requests++;
+    stats.lastSeen = t1;
+    stats.sumDurationMs += duration;
+    stats.sumHeapDelta += heapDelta;
+    stats.sumExternalDelta += extDelta;
+    stats.sumInFlight += state.inFlight;
+    stats.durationMs.push(duration);
+    stats.heapDelta.push(heapDelta);
+    stats.externalDelta.push(extDelta);
+    // A negative delta means a GC ran even if its observer entry has not been delivered yet.
+    if (gcWatch.count !== state.gc0 || heapDelta < 0) stats.withGc++;
+    if (aborted) stats.aborted++;
+    else if (status >= 500) stats.serverErrors++;
+    if (state.resources0 !== undefined) this.sampleObjects(stats, state.resources0);
+    if (req !== undefined) this.capture(stats, req, body, t1);
+    return stats;
+  }
+
+  /** Forget a request that will never finish normally (the adapter lost track of it). */
+  abandon(): void {
+    this.inFlight = this.inFlight > 0 ? this.inFlight - 1 : 0;
+  }
+
+  routeFor(method: string, route: string): RouteStats {
+    const key = method + ' ' + route;
+    let stats = this.routes.get(key);
+    if (stats !== undefined) return stats;
+    if (this.routes.size >= this.maxRoutes && route !== UNMATCHED) {
+      this.overflowed++;
+      const okey = method + ' ' + OVERFLOW;
+      stats = this.routes.get(okey);
+      if (stats !== undefined) return stats;
+      route = OVERFLOW;
+    }
+    // Unmatched and overflow buckets may exceed maxRoutes by one per HTTP method, which is bounded.
+    stats = new RouteStats(method + ' ' + route, method, route, this.historySize, performance.now());
+    this.routes.set(stats.key, stats);
+    return stats;
+  }
+
+  private sampleObjects(stats: RouteStats, before: string[]): void {
+    stats.sampled++;
+    const after = process.getActiveResourcesInfo();
+    if (after.length !== before.length) {
+      const counts = new Map<string, number>();
+      for (const t of after) counts.set(t, (counts.get(t) ?? 0) + 1);
+      for (const t of before) counts.set(t, (counts.get(t) ?? 0) - 1);
+      for (const [t, d] of counts) {
+        if (d === 0) continue;
+        if (!stats.resourceDelta.has(t) && stats.resourceDelta.size >= RESOURCE_TYPES_PER_ROUTE) continue;
+        stats.resourceDelta.set(t, (stats.resourceDelta.get(t) ?? 0) + d);
+      }
+    }
+    // Object.getOwnPropertyNames(globalThis) costs microseconds, so it only runs on sampled requests.
+    const names = globalNames();
+    if (names.length > this.globalCount) {
+      for (const name of names) {
+        if (this.knownGlobals.has(name)) continue;
+        this.knownGlobals.add(name);
+        if (stats.globalsAdded.length < GLOBALS_PER_ROUTE) stats.globalsAdded.push(name);
+      }
+    }
+    this.globalCount = names.length;
+  }
+
+  private capture(stats: RouteStats, req: IncomingMessage, body: unknown, at: number): void {
+    const len = Number(req.headers['content-length'] ?? 0);
+    const keepBody = body !== undefined && len <= this.captureBodyLimit;
+    const url = (req as { originalUrl?: string }).originalUrl ?? req.url ?? '/';
+    const last = stats.lastRequest;
+    if (last === undefined) {
+      stats.lastRequest = { method: req.method ?? 'GET', url, headers: req.headers, body: keepBody ? body : undefined, at };
+    } else {
+      last.method = req.method ?? 'GET';
+      last.url = url;
+      last.headers = req.headers;
+      last.body = keepBody ? body : undefined;
+      last.at = at;
+    }
+  }
+}

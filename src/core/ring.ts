@@ -1,0 +1,37 @@
+/**
+ * A fixed-size ring of numbers. Memory is allocated once, so recording never grows the heap.
+ */
+export class Ring {
+  readonly data: Float64Array;
+  private next = 0;
+  /** How many values were ever pushed (not capped at capacity). */
+  total = 0;
+
+  constructor(readonly capacity: number) {
+    this.data = new Float64Array(capacity);
+  }
+
+  push(value: number): void {
+    this.data[this.next] = value;
+    this.next = this.next + 1 === this.capacity ? 0 : this.next + 1;
+    this.total++;
+  }
+
+  get length(): number {
+    return this.total < this.capacity ? this.total : this.capacity;
+  }
+
+  /** Oldest first. Allocates: call it when rendering, not per request. */
+  toArray(): number[] {
+    const n = this.length;
+    const out = new Array<number>(n);
+    const start = this.total < this.capacity ? 0 : this.next;
+    for (let i = 0; i < n; i++) out[i] = this.data[(start + i) % this.capacity];
+    return out;
+  }
+
+  last(): number | undefined {
+    if (this.total === 0) return undefined;
+    return this.data[(this.next + this.capacity - 1) % this.capacity];
+  }
+}

@@ -1,0 +1,90 @@
+import type { IncomingMessage } from 'node:http';
+import type { Registry } from 'prom-client';
+
+/**
+ * What leakwatch concludes about a route.
+ * - `warming-up`: too few observations yet, or growth that is flattening out (a cache filling up).
+ * - `stable`: live heap does not follow this route's request count.
+ * - `growing`: sustained, statistically significant retention per request, seen passively.
+ * - `leaking`: confirmed by an isolation probe.
+ */
+export type Verdict = 'warming-up' | 'stable' | 'growing' | 'leaking';
+
+/** `dev` forces GCs at quiescent checkpoints; `production` never forces a GC. */
+export type Mode = 'dev' | 'production';
+
+/** The request object handed to `authorize`: the Node request under either framework. */
+export type AuthorizeRequest = IncomingMessage;
+
+export interface LeakwatchOptions {
+  /** Mount point of the dashboard and JSON API. Default `/__leaks`. */
+  path?: string;
+  /** Default: on unless `NODE_ENV === 'production'`. When off nothing is mounted or recorded. */
+  enabled?: boolean;
+  /** Who may open `{path}`. Default: loopback clients only, judged by the socket address. */
+  authorize?: (req: AuthorizeRequest) => boolean | Promise<boolean>;
+  /** How many distinct method+route keys are tracked before new ones share an overflow bucket. Default 200. */
+  maxRoutes?: number;
+  /** prom-client registry to register on. Default: a registry of leakwatch's own. */
+  registry?: Registry;
+  /** Metric name prefix. Default `leakwatch_`. */
+  prefix?: string;
+  /** `dev` (checkpoints with forced GCs) or `production` (natural GCs only). Default from NODE_ENV. */
+  mode?: Mode;
+  /** Worker count used in projections ("across N workers"). Default: the CPU count. */
+  workers?: number;
+  /** Samples kept per route in ring buffers. Default 128. */
+  historySize?: number;
+  /** Object counts (active resources, globals) are sampled on one request in this many. Default 8. */
+  sampleEvery?: number;
+  /** Request bodies larger than this are not kept for replay. Default 65536 bytes. */
+  captureBodyLimit?: number;
+  /** Dev only: probe a GET/HEAD route as soon as it turns `growing`. Default true in dev. */
+  autoProbe?: boolean;
+  /** Milliseconds between quiescent checkpoints in dev mode. Default 1000. */
+  checkpointIntervalMs?: number;
+  /** Print the one-line startup notice. Default true. */
+  notice?: boolean;
+  /** Where leakwatch's own faults and the startup notice go. Default `console`. */
+  logger?: Pick<Console, 'warn' | 'info'>;
+}
+
+export interface ResolvedOptions {
+  path: string;
+  enabled: boolean;
+  authorize: (req: AuthorizeRequest) => boolean | Promise<boolean>;
+  authorizeIsDefault: boolean;
+  maxRoutes: number;
+  registry: Registry | undefined;
+  prefix: string;
+  mode: Mode;
+  workers: number;
+  historySize: number;
+  sampleEvery: number;
+  captureBodyLimit: number;
+  autoProbe: boolean;
+  checkpointIntervalMs: number;
+  notice: boolean;
+  logger: Pick<Console, 'warn' | 'info'>;
+}
+
+/** The request kept for replay: the last one seen on each route. */
+export interface CapturedRequest {
+  method: string;
+  url: string;
+  headers: Record<string, string | string[] | undefined>;
+  /** Parsed body if a body parser ran before leakwatch recorded it. */
+  body?: unknown;
+  at: number;
+}
+
+/** A route's retention estimate: bytes kept per request with a 95% interval. */
+export interface RetentionEstimate {
+  bytesPerRequest: number;
+  low: number;
+  high: number;
+  /** External/ArrayBuffer bytes kept per request, reported apart from the JS heap. */
+  externalBytesPerRequest: number;
+  /** Which estimator produced it and on how much data. */
+  basis: { method: string; checkpoints: number; samples: number };
+}

@@ -1,0 +1,2 @@
+export { LeakMonitor, createMonitor, PROBE_HEADER, resolveOptions, UNMATCHED, OVERFLOW } from '../index.js';
+export type * from '../index.js';

@@ -1,0 +1,122 @@
+/**
+ * Recovers an Express route *template* (`/api/v1/orgs/:org/users/:id`) for a finished request.
+ *
+ * `req.route.path` is only the last piece, and `req.baseUrl` holds the matched *values* of the
+ * mount points (`/api/v1/orgs/acme`), so the mount patterns must come from the router layers.
+ * Express 4 and router 1.x keep no pattern string on a layer; router 2.3+ does (`rawPath`, and
+ * `match()` returns the pattern). We re-run each layer's own `match()` once the request is over,
+ * which is synchronous and so cannot interleave with Express's own dispatch.
+ */
+
+interface LayerLike {
+  route?: { path?: unknown };
+  handle?: { stack?: unknown };
+  match?: (path: string) => unknown;
+  params?: Record<string, string>;
+  path?: string;
+  rawPath?: unknown;
+}
+
+interface Matched {
+  path: string;
+  params: Record<string, string>;
+  pattern: unknown;
+}
+
+function matchLayer(layer: LayerLike, path: string): Matched | undefined {
+  if (typeof layer.match !== 'function') return undefined;
+  const m = layer.match(path);
+  if (!m) return undefined;
+  if (m === true) return { path: layer.path ?? '', params: layer.params ?? {}, pattern: undefined };
+  const o = m as { path?: string; params?: Record<string, string>; pattern?: unknown };
+  return { path: o.path ?? '', params: o.params ?? {}, pattern: o.pattern };
+}
+
+/** Writes a mount point's matched path back as a template: `/orgs/acme` with {org: 'acme'} → `/orgs/:org`. */
+function mountTemplate(m: Matched): string {
+  if (typeof m.pattern === 'string') return m.pattern === '/' ? '' : m.pattern;
+  const names = Object.keys(m.params);
+  if (names.length === 0) return m.path;
+  const used = new Set<string>();
+  return m.path.split('/').map((seg) => {
+    if (seg === '') return seg;
+    let value = seg;
+    try { value = decodeURIComponent(seg); } catch { /* keep raw */ }
+    for (const name of names) {
+      if (!used.has(name) && m.params[name] === value) {
+        used.add(name);
+        return /^\d+$/.test(name) ? '*' : ':' + name;
+      }
+    }
+    return seg;
+  }).join('/');
+}
+
+export function routePathString(path: unknown): string {
+  if (typeof path === 'string') return path;
+  if (Array.isArray(path)) return path.map(routePathString).join('|');
+  if (path instanceof RegExp) return path.toString();
+  return String(path);
+}
+
+function join(a: string, b: string): string {
+  if (a === '' || a === '/') return b;
+  if (b === '/' || b === '') return a;
+  return a.replace(/\/$/, '') + (b.startsWith('/') ? b : '/' + b);
+}
+
+function walk(stack: unknown, path: string, target: unknown, depth: number): string | undefined {
+  if (!Array.isArray(stack) || depth > 16) return undefined;
+  for (const layer of stack as LayerLike[]) {
+    if (layer.route !== undefined) {
+      if (layer.route !== target) continue;
+      if (!matchLayer(layer, path)) continue;
+      return routePathString(layer.route.path);
+    }
+    const sub = layer.handle?.stack;
+    if (!Array.isArray(sub)) continue;
+    const m = matchLayer(layer, path);
+    if (!m) continue;
+    let rest = path.slice(m.path.length);
+    if (rest === '' || rest[0] !== '/') rest = '/' + rest;
+    const inner = walk(sub, rest, target, depth + 1);
+    if (inner !== undefined) return join(mountTemplate(m), inner);
+  }
+  return undefined;
+}
+
+const CACHE_PER_ROUTE = 64;
+const cache = new WeakMap<object, Map<string, string>>();
+
+/**
+ * The full template of the route that served `req`, or undefined when no route matched.
+ * `mountPath` is `req.baseUrl` when leakwatch's middleware ran: non-empty inside a sub-app.
+ */
+export function expressTemplate(req: { route?: { path?: unknown }; baseUrl?: string; originalUrl?: string; url?: string }, router: unknown, mountPath: string): string | undefined {
+  const route = req.route;
+  if (route === undefined || route === null) return undefined;
+  const baseUrl = req.baseUrl ?? '';
+  // Mounts without parameters give one baseUrl per route, so this cache almost always hits;
+  // it is bounded per route so that mounts with parameters cannot grow it.
+  let perRoute = cache.get(route);
+  const hit = perRoute?.get(baseUrl);
+  if (hit !== undefined) return hit;
+  let template: string | undefined;
+  const stack = (router as { stack?: unknown } | undefined)?.stack;
+  if (stack !== undefined) {
+    const url = req.originalUrl ?? req.url ?? '/';
+    const q = url.indexOf('?');
+    const pathname = q < 0 ? url : url.slice(0, q);
+    template = walk(stack, pathname, route, 0);
+    // Inside a sub-app the router's patterns are relative to the sub-app's mount point.
+    if (template === undefined && mountPath && pathname.startsWith(mountPath)) {
+      const inner = walk(stack, pathname.slice(mountPath.length) || '/', route, 0);
+      if (inner !== undefined) template = join(mountPath, inner);
+    }
+  }
+  // Sub-apps hide their router inside a closure; fall back to the conventional label.
+  template ??= join(baseUrl, routePathString(route.path));
+  if (perRoute === undefined) { perRoute = new Map(); cache.set(route, perRoute); }
+  if (perRoute.size < CACHE_PER_ROUTE) perRoute.set(baseUrl, template);
+  return template;
+}
