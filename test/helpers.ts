@@ -1,0 +1,43 @@
+import http from 'node:http';
+import path from 'node:path';
+import type { AddressInfo } from 'node:net';
+
+/** The repository root (tests run from dist/test/...). */
+export const repoRoot = path.resolve(__dirname, '..', '..');
+
+export interface Reply { status: number; headers: http.IncomingHttpHeaders; body: string; json(): any }
+
+/** One HTTP request on loopback with a fresh connection. */
+export function request(port: number, method: string, urlPath: string, opts: { body?: string | Buffer; headers?: Record<string, string> } = {}): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, method, path: urlPath, headers: opts.headers, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const body = Buffer.concat(chunks).toString('utf8');
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body, json: () => JSON.parse(body) });
+      });
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    if (opts.body !== undefined) req.write(opts.body);
+    req.end();
+  });
+}
+
+export const get = (port: number, urlPath: string, headers?: Record<string, string>) => request(port, 'GET', urlPath, { headers });
+
+export function postJson(port: number, urlPath: string, body: unknown, headers: Record<string, string> = {}): Promise<Reply> {
+  return request(port, 'POST', urlPath, { body: JSON.stringify(body), headers: { 'content-type': 'application/json', ...headers } });
+}
+
+/** Starts an http.Server (an Express app's `listen` result works too) on 127.0.0.1:0. */
+export async function listen(server: http.Server): Promise<number> {
+  if (!server.listening) await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return (server.address() as AddressInfo).port;
+}
+
+export function close(server: http.Server): Promise<void> {
+  server.closeAllConnections?.();
+  return new Promise((r) => server.close(() => r()));
+}
