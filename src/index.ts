@@ -8,4 +8,4 @@ export { resolveOptions } from './core/options';
 export { UNMATCHED, OVERFLOW } from './core/recorder';
 export type { RouteStats, RequestState } from './core/recorder';
 export type { RouteSummary } from './core/summary';
-export type { LeakwatchOptions, ResolvedOptions, Verdict, Mode, CapturedRequest, RetentionEstimate } from './core/types';
+export type { LeakwatchOptions, ResolvedOptions, Verdict, Mode, CapturedRequest, RetentionEstimate, ProcessFindings } from './core/types';

@@ -12,7 +12,7 @@ import { installDetector } from './detector';
 import { installProber } from './probe/index';
 import { installMetrics } from './metrics/index';
 import { installDashboard } from './dashboard/index';
-import type { LeakwatchOptions, ResolvedOptions } from './types';
+import type { LeakwatchOptions, ProcessFindings, ResolvedOptions } from './types';
 
 /** Something that lives as long as the monitor: a detector, the prober, metrics, the dashboard. */
 export interface Feature {
@@ -50,6 +50,12 @@ export class LeakMonitor {
   /** Random per process: marks the probe's own replayed requests. */
   readonly probeToken = randomBytes(16).toString('hex');
   readonly features: Record<string, Feature> = {};
+  /** Written by the detector; read by the API, the dashboard and the metrics. */
+  readonly processFindings: ProcessFindings = {
+    liveHeapBytes: null, liveExternalBytes: null, liveAt: null, heapGrowthBytesPerSecond: null,
+    externalGrowthBytesPerSecond: null, rssGrowthBytesPerSecond: null, secondsToHeapLimit: null,
+    nativeGrowth: false, checkpoints: 0, history: [],
+  };
   private readonly prefixSlash: string;
   private faultLogged = false;
   faults = 0;

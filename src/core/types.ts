@@ -88,3 +88,23 @@ export interface RetentionEstimate {
   /** Which estimator produced it and on how much data. */
   basis: { method: string; checkpoints: number; samples: number };
 }
+
+/** Process-wide findings the detector keeps up to date (null until known). */
+export interface ProcessFindings {
+  /** JS heap bytes after the last full GC (a checkpoint or a natural mark-compact). */
+  liveHeapBytes: number | null;
+  /** External + ArrayBuffer bytes at the same point. */
+  liveExternalBytes: number | null;
+  /** ms since the Unix epoch of that measurement. */
+  liveAt: number | null;
+  heapGrowthBytesPerSecond: number | null;
+  externalGrowthBytesPerSecond: number | null;
+  rssGrowthBytesPerSecond: number | null;
+  /** Seconds until the V8 heap limit at the current growth rate (null when not growing). */
+  secondsToHeapLimit: number | null;
+  /** RSS or external memory growing while the JS heap is flat: a native or Buffer leak. */
+  nativeGrowth: boolean;
+  checkpoints: number;
+  /** Live heap after each full GC, oldest first, bounded: `[msSinceEpoch, bytes, forced ? 1 : 0]`. */
+  history: Array<[number, number, number]>;
+}
