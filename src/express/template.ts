@@ -61,8 +61,10 @@ export function routePathString(path: unknown): string {
 
 function join(a: string, b: string): string {
   if (a === '' || a === '/') return b;
-  if (b === '/' || b === '') return a;
-  return a.replace(/\/$/, '') + (b.startsWith('/') ? b : '/' + b);
+  // Express 4 reports a mount's matched path with the request's trailing slash; drop it.
+  const left = a.replace(/\/+$/, '');
+  if (b === '/' || b === '') return left || '/';
+  return left + (b.startsWith('/') ? b : '/' + b);
 }
 
 function walk(stack: unknown, path: string, target: unknown, depth: number): string | undefined {

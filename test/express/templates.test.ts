@@ -1,0 +1,128 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { leakwatch } from '../../src/express/index';
+import { get, listen, close } from '../helpers';
+
+type ExpressFactory = any;
+
+// Express 4 is installed under the alias "express4"; Express 5 as "express".
+const flavours: Array<[string, ExpressFactory]> = [
+  ['Express 5', require('express')],
+  ['Express 4', require('express4')],
+];
+
+async function routesOf(port: number): Promise<Map<string, number>> {
+  const r = await get(port, '/__leaks/api/routes');
+  assert.equal(r.status, 200);
+  return new Map(r.json().routes.map((x: any) => [`${x.method} ${x.route}`, x.requests]));
+}
+
+for (const [name, express] of flavours) {
+  test(`${name}: route templates through nested routers, params and 404 buckets`, async () => {
+    const app = express();
+    const mw = leakwatch({ notice: false });
+    app.use(mw);
+    const users = express.Router({ mergeParams: true });
+    users.get('/:id', (req: any, res: any) => res.json({ org: req.params.org, id: req.params.id }));
+    users.post('/', (_req: any, res: any) => res.status(201).json({ ok: true }));
+    const orgs = express.Router();
+    orgs.use('/:org/users', users);
+    app.use('/api/v1/orgs', orgs);
+    app.get('/hello/:name', (req: any, res: any) => res.json({ hi: req.params.name }));
+    app.get('/static/files', (_req: any, res: any) => res.send('x'));
+    const server: http.Server = http.createServer(app);
+    const port = await listen(server);
+    try {
+      for (const org of ['acme', 'globex', 'users']) {
+        const r = await get(port, `/api/v1/orgs/${org}/users/${org === 'users' ? 'users' : '42'}`);
+        assert.equal(r.status, 200);
+      }
+      await get(port, '/hello/bob');
+      await get(port, '/hello/alice?x=1');
+      await get(port, '/static/files');
+      for (let i = 0; i < 5; i++) assert.equal((await get(port, `/missing/${i}`)).status, 404);
+      const post = await new Promise<number>((resolve) => {
+        const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: '/api/v1/orgs/acme/users/' }, (res) => { res.resume(); resolve(res.statusCode ?? 0); });
+        req.end();
+      });
+      assert.equal(post, 201);
+      // Own endpoints are not recorded.
+      await get(port, '/__leaks/api/routes');
+      const routes = await routesOf(port);
+      assert.deepEqual([...routes.keys()].sort(), [
+        'GET (unmatched)',
+        'GET /api/v1/orgs/:org/users/:id',
+        'GET /hello/:name',
+        'GET /static/files',
+        'POST /api/v1/orgs/:org/users',
+      ].sort());
+      assert.equal(routes.get('GET /api/v1/orgs/:org/users/:id'), 3);
+      assert.equal(routes.get('GET /hello/:name'), 2);
+      assert.equal(routes.get('GET (unmatched)'), 5);
+    } finally {
+      mw.close();
+      await close(server);
+    }
+  });
+
+  test(`${name}: a sub-app and a middleware mounted below a prefix`, async () => {
+    const app = express();
+    const mw = leakwatch({ notice: false });
+    app.use(mw);
+    const sub = express();
+    sub.get('/items/:item', (req: any, res: any) => res.json({ item: req.params.item }));
+    app.use('/shop', sub);
+    const server = http.createServer(app);
+    const port = await listen(server);
+    try {
+      assert.equal((await get(port, '/shop/items/7')).status, 200);
+      const routes = await routesOf(port);
+      assert.equal(routes.get('GET /shop/items/:item'), 1);
+    } finally {
+      mw.close();
+      await close(server);
+    }
+  });
+}
+
+test('Express: the route table stays bounded under 100,000 distinct unmatched URLs and many routes', async () => {
+  const express = require('express');
+  const app = express();
+  const mw = leakwatch({ notice: false, maxRoutes: 20 });
+  app.use(mw);
+  for (let i = 0; i < 40; i++) app.get(`/r${i}/:id`, (_req: any, res: any) => res.end('ok'));
+  app.use((_req: any, res: any) => res.status(404).end());
+  // Drive the real middleware and router in-process: 100k loopback HTTP requests would take minutes.
+  const monitor = mw.monitor;
+  const { PassThrough } = require('node:stream');
+  let done = 0;
+  const total = 100_000;
+  await new Promise<void>((resolve) => {
+    let i = 0;
+    function one(): void {
+      if (i >= total) return;
+      const n = i++;
+      const socket = new PassThrough();
+      (socket as any).remoteAddress = '127.0.0.1';
+      const req = new http.IncomingMessage(socket as any);
+      req.method = 'GET';
+      req.url = n % 10 === 0 ? `/r${(n / 10) % 40}/${n}` : `/nope/${n}/${Math.random()}`;
+      req.headers = { host: 'x' };
+      const res = new http.ServerResponse(req);
+      res.assignSocket(socket as any);
+      res.on('finish', () => { if (++done === total) resolve(); else setImmediate(one); });
+      app(req, res);
+    }
+    for (let k = 0; k < 16; k++) one();
+  });
+  const routes = monitor.recorder.routes;
+  // 20 named routes at most, plus the unmatched and overflow buckets of the one method used.
+  assert.ok(routes.size <= 22, `route table has ${routes.size} entries`);
+  assert.equal(routes.get('GET (unmatched)')?.requests, 90_000);
+  assert.ok(monitor.recorder.overflowed > 0);
+  let sum = 0;
+  for (const s of routes.values()) sum += s.requests;
+  assert.equal(sum, total);
+  mw.close();
+});
