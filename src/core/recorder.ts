@@ -65,6 +65,8 @@ export interface RequestState {
   gc0: number;
   inFlight: number;
   resources0: string[] | undefined;
+  /** Own-property count of globalThis at the start of a sampled request (-1 when not sampled). */
+  globals0: number;
 }
 
 const GLOBALS_PER_ROUTE = 32;
@@ -82,6 +84,7 @@ export class Recorder {
   overflowed = 0;
   private sampleTick = 0;
   private readonly knownGlobals: Set<string>;
+  private readonly initialGlobals: ReadonlySet<string>;
   private globalCount: number;
   readonly startedAt = Date.now();
 
@@ -93,13 +96,14 @@ export class Recorder {
   ) {
     const names = globalNames();
     this.knownGlobals = new Set(names);
+    this.initialGlobals = new Set(names);
     this.globalCount = names.length;
   }
 
   /** Globals that appeared since leakwatch started, in order of discovery. */
   addedGlobals(): string[] {
     const out: string[] = [];
-    for (const name of globalNames()) if (!this.knownGlobals.has(name)) out.push(name);
+    for (const name of globalNames()) if (!this.initialGlobals.has(name)) out.push(name);
     return out;
   }
 
@@ -114,6 +118,7 @@ export class Recorder {
       gc0: gcWatch.count,
       inFlight: this.inFlight++,
       resources0: sample ? process.getActiveResourcesInfo() : undefined,
+      globals0: sample ? globalNames().length : -1,
     };
   }
 
@@ -143,7 +148,7 @@ export class Recorder {
     if (gcWatch.count !== state.gc0 || heapDelta < 0) stats.withGc++;
     if (aborted) stats.aborted++;
     else if (status >= 500) stats.serverErrors++;
-    if (state.resources0 !== undefined) this.sampleObjects(stats, state.resources0);
+    if (state.resources0 !== undefined) this.sampleObjects(stats, state.resources0, state.globals0);
     if (req !== undefined) this.capture(stats, req, body, t1);
     return stats;
   }
@@ -170,7 +175,7 @@ export class Recorder {
     return stats;
   }
 
-  private sampleObjects(stats: RouteStats, before: string[]): void {
+  private sampleObjects(stats: RouteStats, before: string[], globals0: number): void {
     stats.sampled++;
     const after = process.getActiveResourcesInfo();
     if (after.length !== before.length) {
@@ -186,10 +191,13 @@ export class Recorder {
     // Object.getOwnPropertyNames(globalThis) costs microseconds, so it only runs on sampled requests.
     const names = globalNames();
     if (names.length > this.globalCount) {
+      // Only globals that appeared while this request ran are charged to its route; ones that
+      // appeared between samples are still learned (and listed process-wide) but not attributed.
+      const duringThis = names.length > globals0;
       for (const name of names) {
         if (this.knownGlobals.has(name)) continue;
         this.knownGlobals.add(name);
-        if (stats.globalsAdded.length < GLOBALS_PER_ROUTE) stats.globalsAdded.push(name);
+        if (duringThis && stats.globalsAdded.length < GLOBALS_PER_ROUTE) stats.globalsAdded.push(name);
       }
     }
     this.globalCount = names.length;
