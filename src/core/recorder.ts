@@ -3,6 +3,7 @@ import type { IncomingMessage } from 'node:http';
 import { Ring } from './ring';
 import { gcWatch } from './gcwatch';
 import type { CapturedRequest, RetentionEstimate, Verdict } from './types';
+import { DeltaHistogram } from './metrics/histogram';
 
 /** Route label for requests no route matched (404s): one bucket per method, never one per URL. */
 export const UNMATCHED = '(unmatched)';
@@ -32,6 +33,8 @@ export class RouteStats {
   readonly durationMs: Ring;
   readonly heapDelta: Ring;
   readonly externalDelta: Ring;
+  /** Cumulative heap-delta bucket counts for the Prometheus histogram (a few ns per request). */
+  readonly heapDeltaHistogram = new DeltaHistogram();
   /** Sampled object-count deltas: active resources by type, cumulated over sampled requests. */
   sampled = 0;
   readonly resourceDelta = new Map<string, number>();
@@ -143,6 +146,7 @@ export class Recorder {
     stats.sumInFlight += state.inFlight;
     stats.durationMs.push(duration);
     stats.heapDelta.push(heapDelta);
+    stats.heapDeltaHistogram.observe(heapDelta);
     stats.externalDelta.push(extDelta);
     // A negative delta means a GC ran even if its observer entry has not been delivered yet.
     if (gcWatch.count !== state.gc0 || heapDelta < 0) stats.withGc++;

@@ -1,0 +1,56 @@
+/**
+ * Upper bounds (bytes) of the per-request heap-delta histogram: powers of four from 1 KiB to
+ * 64 MiB, plus 0. A request's heap delta is mostly the garbage it made (MEASURING.md §2: a 100 KB
+ * garbage request reads about +112 KB), so the interesting range spans kilobytes to megabytes and
+ * powers of four cover it with few series per route (13 with _sum and _count).
+ */
+export const HEAP_DELTA_BOUNDS: readonly number[] = Object.freeze([
+  0, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864,
+]);
+
+const BOUNDS = HEAP_DELTA_BOUNDS;
+const N = BOUNDS.length;
+
+/**
+ * Cumulative bucket counters for one route's per-request heap deltas, filled on the request path
+ * and read at scrape time. Fixed size (11 slots), so recording never allocates.
+ *
+ * Negative deltas (a GC ran during the request) land in the `le="0"` bucket and add nothing to
+ * `sum`: that keeps `_sum` monotonic, which Prometheus' `rate()` needs.
+ *
+ * @example
+ * ```ts
+ * const h = new DeltaHistogram();
+ * h.observe(3000); // counted in the le="4096" bucket
+ * h.counts;        // per-bucket (non-cumulative) counts; the last slot is +Inf
+ * ```
+ */
+export class DeltaHistogram {
+  /** Non-cumulative counts per bucket of HEAP_DELTA_BOUNDS; the last slot is above the top bound. */
+  readonly counts = new Float64Array(N + 1);
+  /** Sum of the positive deltas only. */
+  sum = 0;
+  count = 0;
+
+  observe(bytes: number): void {
+    this.count++;
+    let i = 0;
+    if (bytes > 0) {
+      this.sum += bytes;
+      // A linear scan: typical deltas (1 KB–1 MB) stop within 2–7 comparisons.
+      while (i < N && bytes > BOUNDS[i]) i++;
+    }
+    this.counts[i]++;
+  }
+
+  /** Cumulative counts for each bound, then +Inf, as Prometheus exposes them. Allocates: scrape time only. */
+  cumulative(): number[] {
+    const out = new Array<number>(N + 1);
+    let acc = 0;
+    for (let i = 0; i <= N; i++) {
+      acc += this.counts[i];
+      out[i] = acc;
+    }
+    return out;
+  }
+}
