@@ -61,6 +61,8 @@ export function installApi(monitor: LeakMonitor): void {
       mode: monitor.options.mode,
       totalRequests: monitor.recorder.totalRequests,
       inFlight: monitor.recorder.inFlight,
+      findings: monitor.processFindings,
+      addedGlobals: monitor.recorder.addedGlobals(),
     });
   });
 

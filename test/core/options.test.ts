@@ -1,0 +1,51 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { resolveOptions } from '../../src/core/options';
+
+test('defaults: on in dev, off under NODE_ENV=production, /__leaks, loopback-only', () => {
+  const dev = resolveOptions(undefined, {});
+  assert.equal(dev.enabled, true);
+  assert.equal(dev.mode, 'dev');
+  assert.equal(dev.path, '/__leaks');
+  assert.equal(dev.prefix, 'leakwatch_');
+  assert.equal(dev.authorizeIsDefault, true);
+  assert.equal(dev.autoProbe, true);
+  const prod = resolveOptions({}, { NODE_ENV: 'production' });
+  assert.equal(prod.enabled, false);
+  assert.equal(prod.mode, 'production');
+  assert.equal(prod.autoProbe, false);
+  const forced = resolveOptions({ enabled: true, autoProbe: true }, { NODE_ENV: 'production' });
+  assert.equal(forced.enabled, true);
+  assert.equal(forced.autoProbe, false, 'autoProbe never runs in production');
+});
+
+test('the caller\'s object is never mutated', () => {
+  const input = Object.freeze({ path: '/leaks/', maxRoutes: 10 });
+  const r = resolveOptions(input, {});
+  assert.equal(r.path, '/leaks');
+  assert.deepEqual(input, { path: '/leaks/', maxRoutes: 10 });
+});
+
+test('bad options throw a TypeError naming the option and the value received', () => {
+  const cases: Array<[unknown, RegExp]> = [
+    [{ path: 'leaks' }, /"path".*"leaks"/],
+    [{ path: '/' }, /"path".*"\/"/],
+    [{ path: '/a b' }, /"path".*"\/a b"/],
+    [{ maxRoutes: 0 }, /"maxRoutes".*received 0/],
+    [{ maxRoutes: 1.5 }, /"maxRoutes".*received 1\.5/],
+    [{ maxRoutes: '10' }, /"maxRoutes".*received "10"/],
+    [{ enabled: 'yes' }, /"enabled".*received "yes"/],
+    [{ authorize: true }, /"authorize".*received true/],
+    [{ registry: {} }, /"registry".*received an object/],
+    [{ prefix: 'my-prefix' }, /"prefix".*"my-prefix"/],
+    [{ mode: 'test' }, /"mode".*"test"/],
+    [{ workers: -2 }, /"workers".*-2/],
+    [{ logger: console.log }, /"logger".*a function/],
+    [{ pth: '/x' }, /unknown option "pth"/],
+    ['/x', /options must be an object; received "\/x"/],
+    [null, /options must be an object; received null/],
+  ];
+  for (const [input, re] of cases) {
+    assert.throws(() => resolveOptions(input as any, {}), (e: any) => e instanceof TypeError && re.test(e.message), `for ${JSON.stringify(input)}`);
+  }
+});
