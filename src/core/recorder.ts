@@ -90,6 +90,11 @@ export class Recorder {
   private readonly initialGlobals: ReadonlySet<string>;
   private globalCount: number;
   readonly startedAt = Date.now();
+  /**
+   * Called after each recorded request. Set by a feature only while it needs it (the warnings
+   * log, waiting to name the routes in flight), so the hot path pays one check otherwise.
+   */
+  onFinish: ((stats: RouteStats, state: RequestState) => void) | undefined = undefined;
 
   constructor(
     private readonly maxRoutes: number,
@@ -154,6 +159,7 @@ export class Recorder {
     else if (status >= 500) stats.serverErrors++;
     if (state.resources0 !== undefined) this.sampleObjects(stats, state.resources0, state.globals0);
     if (req !== undefined) this.capture(stats, req, body, t1);
+    if (this.onFinish !== undefined) this.onFinish(stats, state);
     return stats;
   }
 
