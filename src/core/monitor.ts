@@ -71,11 +71,18 @@ export class LeakMonitor {
       gcWatch.acquire();
       // Each feature registers its endpoints on the router and its closer in `features`.
       // The dashboard goes last: its catch-all page routes must not shadow the API.
-      installApi(this);
-      installDetector(this);
-      installProber(this);
-      installMetrics(this);
-      installDashboard(this);
+      try {
+        installApi(this);
+        installDetector(this);
+        installProber(this);
+        installMetrics(this);
+        installDashboard(this);
+      } catch (e) {
+        // A setup error (e.g. metrics already registered on the user's registry) must not leave
+        // the timers and observers of the features installed before it running.
+        this.close();
+        throw e;
+      }
     }
   }
 
