@@ -141,9 +141,13 @@ export class LeakMonitor {
    */
   async handle(req: IncomingMessage, res: ServerResponse, opts: { clientIp?: string; body?: unknown; base?: string } = {}): Promise<void> {
     try {
-      const allowed = this.options.authorizeIsDefault
-        ? isLoopbackAddress(opts.clientIp ?? req.socket?.remoteAddress)
-        : await this.options.authorize(req);
+      let allowed: unknown;
+      if (this.options.authorizeIsDefault) {
+        allowed = isLoopbackAddress(opts.clientIp ?? req.socket?.remoteAddress);
+      } else {
+        // A user's authorize() that throws or rejects refuses (fails closed) instead of a 500.
+        try { allowed = await this.options.authorize(req); } catch (e) { this.fault(e); allowed = false; }
+      }
       if (allowed !== true) {
         sendError(res, 403, this.options.authorizeIsDefault
           ? 'leakwatch is open to loopback clients only; pass an authorize(req) option to allow others'

@@ -1,16 +1,42 @@
+import { BlockList, isIP } from 'node:net';
 import type { IncomingMessage } from 'node:http';
 
-/** True when the client socket is on the loopback range (127.0.0.0/8, ::1, ::ffff:127.x). */
+// A BlockList compares parsed addresses, so every spelling of loopback matches
+// (`0:0:0:0:0:0:0:1`, `::ffff:127.0.0.1`, `::ffff:7f00:1`) and look-alike strings do not.
+const loopback = new BlockList();
+loopback.addSubnet('127.0.0.0', 8, 'ipv4');
+loopback.addAddress('::1', 'ipv6');
+
+/**
+ * True when `address` is a loopback address (127.0.0.0/8, ::1, or IPv4-mapped 127.x).
+ * Anything that does not parse as an IP address is not loopback: with trust proxy on, the
+ * framework's client address comes from a header, and `"127.evil"` must not pass a prefix test.
+ *
+ * @example
+ * ```ts
+ * isLoopbackAddress('::ffff:127.0.0.1'); // true
+ * isLoopbackAddress('203.0.113.5');      // false
+ * ```
+ */
 export function isLoopbackAddress(address: string | undefined): boolean {
-  if (!address) return false;
-  if (address === '::1') return true;
-  const v4 = address.startsWith('::ffff:') ? address.slice(7) : address;
-  return v4.startsWith('127.');
+  if (typeof address !== 'string' || address.length === 0 || address.length > 64) return false;
+  const family = isIP(address);
+  if (family === 0) return false;
+  try {
+    return loopback.check(address, family === 6 ? 'ipv6' : 'ipv4');
+  } catch {
+    return false;
+  }
 }
 
 /**
  * Judged by the socket address alone: a header such as X-Forwarded-For is set by the client
  * and would let anyone claim to be local.
+ *
+ * @example
+ * ```ts
+ * http.createServer((req, res) => res.end(String(isLoopbackRequest(req))));
+ * ```
  */
 export function isLoopbackRequest(req: IncomingMessage): boolean {
   return isLoopbackAddress(req.socket?.remoteAddress);

@@ -2,6 +2,7 @@ import v8 from 'node:v8';
 import type { LeakMonitor } from '../monitor';
 import { summarize, byConcern } from '../summary';
 import { sendJson, sendText, HttpError } from './respond';
+import { installGcApi } from './gcApi';
 
 /** Memory of the whole process now. Reads /proc, so only on request, never per recorded request. */
 export function processMemory(): Record<string, number> {
@@ -24,6 +25,7 @@ function escapeHtml(s: string): string {
 /** The JSON API every other view is built on. */
 export function installApi(monitor: LeakMonitor): void {
   const r = monitor.router;
+  installGcApi(monitor);
 
   r.get('/api/routes', (ctx) => {
     const routes = [...monitor.recorder.routes.values()].map(summarize).sort(byConcern);

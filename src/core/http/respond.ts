@@ -12,6 +12,7 @@ function baseHeaders(res: ServerResponse): void {
 }
 
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers?: Record<string, string>): void {
+  if (res.writableEnded || res.destroyed) return;
   if (res.headersSent) { res.end(); return; }
   const text = JSON.stringify(body);
   baseHeaders(res);
@@ -27,6 +28,7 @@ export function sendError(res: ServerResponse, status: number, message: string, 
 }
 
 export function sendText(res: ServerResponse, status: number, contentType: string, body: string | Buffer, headers?: Record<string, string>): void {
+  if (res.writableEnded || res.destroyed) return;
   if (res.headersSent) { res.end(); return; }
   baseHeaders(res);
   res.statusCode = status;
@@ -43,30 +45,64 @@ export class HttpError extends Error {
   }
 }
 
-/** Reads a request body up to `limit` bytes; past it, a 413. */
+// After a 413 the rest of an oversized body is not worth reading: the connection is closed.
+const CLOSE = { Connection: 'close' };
+
+/**
+ * Reads a request body up to `limit` bytes; past it, a 413. Always settles: a stream that was
+ * already read by someone else yields '', and a client that goes away mid-body yields a 400
+ * (nobody will read that answer, but the handler's promise must not hang).
+ *
+ * @example
+ * ```ts
+ * const text = await readBody(req, 64 * 1024);
+ * ```
+ */
 export function readBody(req: IncomingMessage, limit: number): Promise<string> {
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > limit) {
-      reject(new HttpError(413, `request body is ${declared} bytes; the limit is ${limit}`));
+      reject(new HttpError(413, `request body is ${declared} bytes; the limit is ${limit}`, CLOSE));
       req.resume();
       return;
     }
+    if (req.readableEnded) { resolve(''); return; }
     const chunks: Buffer[] = [];
     let size = 0;
     let done = false;
-    req.on('data', (c: Buffer) => {
+    const onData = (c: Buffer | string) => {
       if (done) return;
-      size += c.length;
+      const b = typeof c === 'string' ? Buffer.from(c) : c;
+      size += b.length;
       if (size > limit) {
         done = true;
-        reject(new HttpError(413, `request body exceeds the limit of ${limit} bytes`));
-        req.resume();
+        chunks.length = 0;
+        reject(new HttpError(413, `request body exceeds the limit of ${limit} bytes`, CLOSE));
         return;
       }
-      chunks.push(c);
-    });
-    req.on('end', () => { if (!done) { done = true; resolve(Buffer.concat(chunks).toString('utf8')); } });
-    req.on('error', (e) => { if (!done) { done = true; reject(new HttpError(400, `could not read the request body: ${e.message}`)); } });
+      chunks.push(b);
+    };
+    const cleanup = () => {
+      req.removeListener('end', onEnd);
+      req.removeListener('error', onError);
+      req.removeListener('close', onClose);
+    };
+    const onEnd = () => {
+      cleanup();
+      if (!done) { done = true; resolve(Buffer.concat(chunks).toString('utf8')); }
+    };
+    const onError = (e: Error) => {
+      cleanup();
+      if (!done) { done = true; reject(new HttpError(400, `could not read the request body: ${e.message}`)); }
+    };
+    const onClose = () => {
+      cleanup();
+      if (!done) { done = true; reject(new HttpError(400, 'the client closed the connection before the body was complete')); }
+    };
+    // The data listener stays after a 413 so the rest of the body is drained, not buffered.
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onError);
+    req.on('close', onClose);
   });
 }

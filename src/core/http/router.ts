@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { timingSafeEqual } from 'node:crypto';
 import { HttpError, readBody, sendError } from './respond';
 
 export const BODY_LIMIT = 64 * 1024;
@@ -64,32 +65,40 @@ export class Router {
       if (r.method === 'GET') allowed.add('HEAD');
       if (r.method !== method) continue;
       const ctx = this.context(req, res, subpath, base, query, params, preParsed);
-      if (r.method === 'POST') this.checkPost(req, ctx);
+      if (r.method === 'POST') {
+        this.checkPost(req, ctx);
+        // Read and check the body (and a form's token) before any handler can change state,
+        // even a handler that never looks at its body.
+        await ctx.body();
+      }
       await r.handler(ctx);
       return;
     }
     if (allowed.size > 0) {
       const allow = [...allowed].join(', ');
-      throw new HttpError(405, `method ${String(req.method)} is not allowed on ${subpath}; allowed: ${allow}`, { Allow: allow });
+      throw new HttpError(405, `method ${clip(String(req.method), 40)} is not allowed on ${clip(subpath, 200)}; allowed: ${allow}`, { Allow: allow });
     }
-    throw new HttpError(404, `no leakwatch endpoint at ${subpath}`);
+    throw new HttpError(404, `no leakwatch endpoint at ${clip(subpath, 200)}`);
   }
 
   /** Cross-site and content-type rules for every state-changing endpoint. */
   private checkPost(req: IncomingMessage, ctx: HttpContext): void {
     const site = req.headers['sec-fetch-site'];
-    if (site === 'cross-site') throw new HttpError(403, 'cross-site requests are refused (Sec-Fetch-Site: cross-site)');
+    // `same-site` is a sibling subdomain, which may be someone else's app: only same-origin
+    // pages (and `none`, a user-initiated navigation) may change state.
+    if (site !== undefined && site !== 'same-origin' && site !== 'none') {
+      throw new HttpError(403, `cross-site requests are refused (Sec-Fetch-Site: ${clip(String(site), 40)})`);
+    }
     const origin = req.headers.origin;
-    if (origin !== undefined && origin !== 'null') {
-      let originHost = '';
-      try { originHost = new URL(origin).host; } catch { /* unparsable origin: refused below */ }
-      if (originHost === '' || originHost !== req.headers.host) throw new HttpError(403, `cross-site requests are refused (Origin ${JSON.stringify(origin)} is not ${JSON.stringify(req.headers.host ?? '')})`);
-    } else if (origin === 'null') {
-      throw new HttpError(403, 'cross-site requests are refused (Origin: null)');
+    if (origin !== undefined) {
+      if (origin === 'null') throw new HttpError(403, 'cross-site requests are refused (Origin: null)');
+      if (!sameHost(origin, req.headers.host)) {
+        throw new HttpError(403, `cross-site requests are refused (Origin ${JSON.stringify(clip(origin, 200))} is not the host ${JSON.stringify(clip(req.headers.host ?? '', 200))})`);
+      }
     }
     const type = String(req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
     if (type !== 'application/json' && type !== 'application/x-www-form-urlencoded') {
-      throw new HttpError(415, `content type must be application/json; received ${type === '' ? 'none' : JSON.stringify(type)}`);
+      throw new HttpError(415, `content type must be application/json; received ${type === '' ? 'none' : JSON.stringify(clip(type, 100))}`);
     }
     ctx.isForm = type === 'application/x-www-form-urlencoded';
   }
@@ -121,7 +130,7 @@ export class Router {
             throw new HttpError(400, 'the body must be a JSON object');
           }
           const obj = value as Record<string, unknown>;
-          if (ctx.isForm && obj._token !== formToken) throw new HttpError(403, 'form token missing or wrong; reload the dashboard page');
+          if (ctx.isForm && !tokenMatches(obj._token, formToken)) throw new HttpError(403, 'form token missing or wrong; reload the dashboard page');
           return obj;
         })();
         return cached;
@@ -129,6 +138,58 @@ export class Router {
     };
     return ctx;
   }
+}
+
+/** Constant-time comparison of a submitted form token with ours. */
+function tokenMatches(given: unknown, expected: string): boolean {
+  if (typeof given !== 'string' || given.length !== expected.length) return false;
+  return timingSafeEqual(Buffer.from(given), Buffer.from(expected));
+}
+
+/** Attacker-controlled text echoed in an error message is cut short. */
+function clip(s: string, max: number): string {
+  return s.length > max ? s.slice(0, max) + '…' : s;
+}
+
+const DEFAULT_PORT: Record<string, string> = { 'http:': '80', 'https:': '443' };
+
+/** An Origin header as hostname and effective port; undefined unless it is an http(s) origin. */
+function parseOrigin(origin: string): { hostname: string; port: string } | undefined {
+  if (origin.length > 1024) return undefined;
+  try {
+    const u = new URL(origin);
+    const def = DEFAULT_PORT[u.protocol];
+    if (def === undefined || u.username !== '' || u.password !== '') return undefined;
+    return { hostname: u.hostname, port: u.port === '' ? def : u.port };
+  } catch {
+    return undefined;
+  }
+}
+
+/** A Host header as hostname and port ('' when absent); undefined when it is not just a host. */
+function parseHost(host: string | undefined): { hostname: string; port: string } | undefined {
+  if (host === undefined || host === '' || host.length > 1024 || /[/?#@\\\s]/.test(host)) return undefined;
+  try {
+    // The URL parser lower-cases and normalises the name; `http:` drops an explicit :80, which
+    // parseOrigin's default port restores on comparison.
+    const u = new URL(`http://${host}`);
+    return { hostname: u.hostname, port: u.port === '' && /:80$/.test(host) ? '80' : u.port };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Same host as far as a browser's Origin can tell: the names must match, and the ports must
+ * match once the Origin's default port is filled in. A Host without a port matches an Origin on
+ * its scheme's default port (`Host: example.com` and `Origin: https://example.com`).
+ */
+function sameHost(origin: string, hostHeader: string | undefined): boolean {
+  const o = parseOrigin(origin);
+  const h = parseHost(hostHeader);
+  if (o === undefined || h === undefined || o.hostname !== h.hostname) return false;
+  if (h.port === '') return o.port === '80' || o.port === '443';
+  return o.port === h.port;
 }
 
 export function handleError(res: ServerResponse, err: unknown, log: (e: unknown) => void): void {
