@@ -1,0 +1,6 @@
+// The detector's pure math: no I/O, no clocks, no globals. Unit-tested on synthetic series.
+export { invertSym, nnlsNormal, median } from './linalg';
+export { fitRetention, fitLine, theilSen, type Coefficient, type RetentionFit, type Line, type FitOptions } from './regression';
+export { decideVerdict, DEFAULT_RULES, type RouteEvidence, type VerdictRules, type VerdictResult, type Signal } from './verdict';
+export { analyzeWindow, type CheckpointWindow, type RouteAnalysis, type WindowAnalysis, type AnalysisOptions } from './checkpoints';
+export { formatBytes, formatCount, formatDuration, project, secondsToLimit, type Projection } from './projection';

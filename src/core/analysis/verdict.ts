@@ -1,0 +1,127 @@
+import type { Coefficient } from './regression';
+import { formatBytes, formatCount } from './projection';
+
+/** One kind of evidence about a route: its fit over the whole window and over the recent half. */
+export interface Signal {
+  all: Coefficient;
+  recent?: Coefficient;
+}
+
+/** What the checkpoint analysis knows about one route. */
+export interface RouteEvidence {
+  /** Requests of this route inside the analysed window. */
+  windowRequests: number;
+  /** Checkpoints in the window. */
+  checkpoints: number;
+  heap?: Signal;
+  external?: Signal;
+  /** Object counts that grow with this route: globals, Timeouts, … */
+  objects?: Array<{ name: string } & Signal>;
+  /** Variance this route adds to live heap per request (bytes² per request), if tested. */
+  swing?: Coefficient;
+}
+
+export interface VerdictRules {
+  minCheckpoints: number;
+  minRequests: number;
+  /** Smallest retention called growing, per request (heap and external each). */
+  minBytes: number;
+  /** z-score the whole-window estimate must reach. */
+  z: number;
+  /** z-score the recent half must reach for the growth to count as sustained. */
+  zRecent: number;
+  minObjectsPerRequest: number;
+  zObjects: number;
+}
+
+/** Defaults chosen on the zoo benchmark (see test/bench/detect.ts). */
+export const DEFAULT_RULES: VerdictRules = {
+  minCheckpoints: 8,
+  minRequests: 60,
+  minBytes: 256,
+  z: 4,
+  zRecent: 2.5,
+  minObjectsPerRequest: 0.2,
+  zObjects: 6,
+};
+
+export interface VerdictResult {
+  verdict: 'warming-up' | 'stable' | 'growing';
+  reason: string;
+  /** Which evidence decided `growing`: 'heap', 'external' or 'objects:<name>'. */
+  basis?: string;
+  /** Memory that rises and falls with this route's requests but does not accumulate. */
+  dataDependent?: boolean;
+}
+
+type Test = 'sustained' | 'flattening' | 'none';
+
+function judge(s: Signal | undefined, min: number, z: number, zRecent: number): Test {
+  if (s === undefined) return 'none';
+  const a = s.all;
+  if (!(a.unconstrained >= min && a.z >= z)) return 'none';
+  const r = s.recent;
+  // Sustained: the recent half still grows, at a rate of the same order as the whole window.
+  // A cache that fills then stops shows a strong early slope and a flat recent half.
+  if (r !== undefined && r.z >= zRecent && r.unconstrained >= a.unconstrained / 3) return 'sustained';
+  return 'flattening';
+}
+
+/**
+ * Turns a route's evidence into `warming-up`, `stable` or `growing`. Pure: the same evidence gives
+ * the same verdict. `growing` needs sustained, significant growth: significant over the window
+ * AND still significant in its recent half, so a cache that fills up and stops reads
+ * `warming-up` (flattening out), never `growing`.
+ *
+ * @example
+ * ```ts
+ * const c = (b: number, se: number) => ({ estimate: b, unconstrained: b, se, low: b - 2 * se, high: b + 2 * se, z: b / se });
+ * decideVerdict({ windowRequests: 500, checkpoints: 30, heap: { all: c(1000, 50), recent: c(1000, 90) } }).verdict; // 'growing'
+ * ```
+ */
+export function decideVerdict(e: RouteEvidence, rules: VerdictRules = DEFAULT_RULES): VerdictResult {
+  if (e.checkpoints < rules.minCheckpoints || e.windowRequests < rules.minRequests) {
+    return {
+      verdict: 'warming-up',
+      reason: `too few observations yet: ${formatCount(e.windowRequests)} requests over ${e.checkpoints} checkpoints `
+        + `(need ${rules.minRequests} and ${rules.minCheckpoints})`,
+    };
+  }
+  const heap = judge(e.heap, rules.minBytes, rules.z, rules.zRecent);
+  const ext = judge(e.external, rules.minBytes, rules.z, rules.zRecent);
+  let objectName: string | undefined;
+  let objectTest: Test = 'none';
+  for (const o of e.objects ?? []) {
+    const t = judge(o, rules.minObjectsPerRequest, rules.zObjects, rules.zRecent);
+    if (t === 'sustained' || (t === 'flattening' && objectTest === 'none')) { objectTest = t; objectName = o.name; }
+    if (t === 'sustained') break;
+  }
+  if (heap === 'sustained') {
+    const c = e.heap!.all;
+    return { verdict: 'growing', basis: 'heap', reason: `live JS heap grows ${formatBytes(c.unconstrained)} per request (95% ${formatBytes(Math.max(0, c.low))}–${formatBytes(c.high)}), still growing in the recent half of the window` };
+  }
+  if (ext === 'sustained') {
+    const c = e.external!.all;
+    return { verdict: 'growing', basis: 'external', reason: `external (Buffer/ArrayBuffer) memory grows ${formatBytes(c.unconstrained)} per request (95% ${formatBytes(Math.max(0, c.low))}–${formatBytes(c.high)}) while this is outside the JS heap` };
+  }
+  if (objectTest === 'sustained') {
+    const o = e.objects!.find((x) => x.name === objectName)!;
+    return { verdict: 'growing', basis: `objects:${objectName}`, reason: `${objectName} count grows ${o.all.unconstrained.toFixed(2)} per request and keeps growing` };
+  }
+  if (heap === 'flattening' || ext === 'flattening' || objectTest === 'flattening') {
+    return { verdict: 'warming-up', reason: 'grew earlier in the window but the growth is flattening out (like a cache filling up)' };
+  }
+  const swing = e.swing;
+  if (swing !== undefined && swing.z >= 3 && swing.unconstrained > 0) {
+    return {
+      verdict: 'stable',
+      dataDependent: true,
+      reason: `memory follows the data: it rises and falls with this route's requests (±${formatBytes(Math.sqrt(swing.unconstrained))} per request) without accumulating`,
+    };
+  }
+  const c = e.heap?.all;
+  return {
+    verdict: 'stable',
+    reason: c === undefined ? 'no growth seen' : `no sustained growth: ${formatBytes(c.estimate)} per request (95% up to ${formatBytes(Math.max(0, c.high))})`,
+  };
+}

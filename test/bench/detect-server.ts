@@ -1,0 +1,131 @@
+// One detection-benchmark server in a fresh process: the zoo under leakwatch (dev mode) on
+// Express 5 or Fastify 5. It watches every route's verdict as traffic flows and reports, over
+// IPC, when each verdict became right for good and whether a control was ever called growing.
+import path from 'node:path';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express from 'express';
+import Fastify from 'fastify';
+import { leakwatch } from '../../src/express/index';
+import { fastifyLeakwatch } from '../../src/fastify/index';
+import type { LeakMonitor } from '../../src/core/monitor';
+import type { Detector } from '../../src/core/detector';
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const zoo = require(path.join(__dirname, '..', '..', '..', 'examples', 'zoo', 'index.js'));
+
+export interface Watched {
+  key: string;
+  name: string;
+  kind: 'leak' | 'control';
+}
+
+export interface RouteOutcome {
+  name: string;
+  kind: 'leak' | 'control';
+  verdict: string;
+  reason: string;
+  bytesPerRequest: number | null;
+  low: number | null;
+  high: number | null;
+  externalBytesPerRequest: number | null;
+  routeRequests: number;
+  /** Process-wide request count when the verdict became right and stayed right (null: not right at the end). */
+  rightAtTotal: number | null;
+  /** Process-wide request count when a control was first called growing (null: never). */
+  firstGrowingAtTotal: number | null;
+  findings: Record<string, unknown>;
+}
+
+export const EXTRA_ROUTES = ['/extra/a', '/extra/b', '/extra/c'];
+
+/** Right verdict for the scorecard: leaks `growing`; controls `stable`, or `warming-up` that is flattening out. */
+export function isRight(kind: 'leak' | 'control', verdict: string, reason: string): boolean {
+  if (kind === 'leak') return verdict === 'growing' || verdict === 'leaking';
+  return verdict === 'stable' || (verdict === 'warming-up' && reason.includes('flattening'));
+}
+
+async function main(): Promise<void> {
+  const framework = process.argv[2];
+  process.on('warning', () => { /* the listener leak makes Node warn: part of the zoo */ });
+  let monitor: LeakMonitor;
+  let port: number;
+  let stop: () => Promise<void>;
+  const options = { notice: false, mode: 'dev' as const, autoProbe: false, workers: 20 };
+  if (framework === 'express') {
+    const app = express();
+    const mw = leakwatch(options);
+    app.use(mw);
+    zoo.mountExpress(app);
+    for (const p of EXTRA_ROUTES) app.get(p, (_req, res) => { res.json({ ok: true }); });
+    const server = http.createServer(app);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    port = (server.address() as AddressInfo).port;
+    monitor = mw.monitor;
+    stop = async () => { mw.close(); server.closeAllConnections(); await new Promise((r) => server.close(r)); };
+  } else {
+    const app = Fastify();
+    await app.register(fastifyLeakwatch, options);
+    zoo.mountFastify(app);
+    for (const p of EXTRA_ROUTES) app.get(p, async () => ({ ok: true }));
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    port = (app.server.address() as AddressInfo).port;
+    monitor = (app as unknown as { leakwatch: LeakMonitor }).leakwatch;
+    stop = async () => { await app.close(); };
+  }
+
+  const watched: Watched[] = [
+    ...zoo.scenarios.map((s: { name: string; path: string; kind: 'leak' | 'control' }) => ({ key: 'GET ' + s.path, name: s.name, kind: s.kind })),
+    ...EXTRA_ROUTES.map((p) => ({ key: 'GET ' + p, name: p.slice(1).replace('/', '-'), kind: 'control' as const })),
+  ];
+  const rightSince = new Map<string, number | null>();
+  const firstGrowing = new Map<string, number | null>();
+  const poll = (): void => {
+    const total = monitor.recorder.totalRequests;
+    for (const w of watched) {
+      const s = monitor.recorder.routes.get(w.key);
+      if (s === undefined) continue;
+      const right = isRight(w.kind, s.verdict, s.verdictReason);
+      if (!right) rightSince.set(w.key, null);
+      else if ((rightSince.get(w.key) ?? null) === null) rightSince.set(w.key, total);
+      if (w.kind === 'control' && s.verdict === 'growing' && (firstGrowing.get(w.key) ?? null) === null) firstGrowing.set(w.key, total);
+    }
+  };
+  const timer = setInterval(poll, 20);
+
+  process.on('message', (msg: { cmd: string }) => {
+    if (msg.cmd !== 'report') return;
+    poll();
+    clearInterval(timer);
+    const outcomes: RouteOutcome[] = [];
+    for (const w of watched) {
+      const s = monitor.recorder.routes.get(w.key);
+      if (s === undefined) continue;
+      outcomes.push({
+        name: w.name,
+        kind: w.kind,
+        verdict: s.verdict,
+        reason: s.verdictReason,
+        bytesPerRequest: s.estimate?.bytesPerRequest ?? null,
+        low: s.estimate?.low ?? null,
+        high: s.estimate?.high ?? null,
+        externalBytesPerRequest: s.estimate?.externalBytesPerRequest ?? null,
+        routeRequests: s.requests,
+        rightAtTotal: rightSince.get(w.key) ?? null,
+        firstGrowingAtTotal: firstGrowing.get(w.key) ?? null,
+        findings: s.findings,
+      });
+    }
+    const det = monitor.features.detector as Detector;
+    process.send!({
+      outcomes,
+      total: monitor.recorder.totalRequests,
+      detector: { taken: det.taken, skipped: det.skipped, costMs: det.costMs, heapScale: det.last?.heapScale ?? null },
+      process: { ...monitor.processFindings, history: monitor.processFindings.history.length },
+      gate: { held: monitor.gate.held, longestHoldMs: monitor.gate.longestHoldMs },
+    }, () => { void stop().then(() => process.exit(0)); });
+  });
+  process.send!({ port });
+}
+
+if (require.main === module) main().catch((e) => { console.error(e); process.exit(1); });

@@ -1,0 +1,138 @@
+// npm run bench:detect — drives the leak zoo with concurrent, seeded, mixed traffic on Express 5
+// and Fastify 5 under leakwatch (dev mode) and prints a scorecard: for every scenario its truth,
+// the verdict, the estimated bytes/request against the truth, and how many requests (all routes
+// together) it took until the verdict was right and stayed right. Writes the same as JSON under
+// bench-results/.
+//
+// Options: --rate N (requests/s over all connections, default 400; 0 = flat out), --requests N
+// (default 5000), --seed N, --framework express|fastify, --phase N (requests per mix phase).
+import { fork, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { RouteOutcome } from './detect-server';
+import { EXTRA_ROUTES } from './detect-server';
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const zoo = require(path.join(__dirname, '..', '..', '..', 'examples', 'zoo', 'index.js'));
+
+interface Scenario { name: string; path: string; kind: 'leak' | 'control'; truthBytesPerRequest: number; truthExternalBytesPerRequest: number }
+
+function arg(name: string, def: string): string {
+  const i = process.argv.indexOf('--' + name);
+  return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : def;
+}
+
+const RATE = Number(arg('rate', '400'));
+const REQUESTS = Number(arg('requests', '5000'));
+const SEED = Number(arg('seed', '1'));
+const PHASE = Number(arg('phase', '250'));
+const FRAMEWORKS = arg('framework', 'express,fastify').split(',');
+
+interface RunResult {
+  run: string;
+  framework: string;
+  requests: number;
+  concurrency: number;
+  rate: number;
+  seconds: number;
+  errors: number;
+  outcomes: Array<RouteOutcome & { truthBytesPerRequest: number; truthExternalBytesPerRequest: number; errorPct: number | null; right: boolean }>;
+  detector: { taken: number; skipped: number; costMs: number; heapScale: number | null };
+  process: Record<string, unknown>;
+  gate: { held: number; longestHoldMs: number };
+}
+
+function urlsFor(s: Scenario): string[] {
+  const rng = zoo.mulberry32(11);
+  return Array.from({ length: 8 }, () => zoo.sample(s, rng));
+}
+
+function once<T>(child: ChildProcess, pred: (m: any) => boolean): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const onMsg = (m: any): void => { if (pred(m)) { child.off('message', onMsg); resolve(m as T); } };
+    child.on('message', onMsg);
+    child.once('exit', (code) => reject(new Error(`child exited with ${code}`)));
+  });
+}
+
+async function run(name: string, framework: string, scenarios: Scenario[], extras: string[], total: number): Promise<RunResult> {
+  const server = fork(path.join(__dirname, 'detect-server.js'), [framework], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...process.env, NODE_ENV: 'development' } });
+  const { port } = await once<{ port: number }>(server, (m) => typeof m.port === 'number');
+  const routes = [...scenarios.map(urlsFor), ...extras.map((p) => [p])];
+  const cfg = { port, total, concurrency: 8, seed: SEED, rate: RATE, phase: PHASE, routes };
+  const client = fork(path.join(__dirname, 'detect-client.js'), [JSON.stringify(cfg)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const fin = await once<{ done: number; errors: number; ms: number }>(client, (m) => m.finished === true);
+  // Let one more checkpoint see the last requests.
+  await new Promise((r) => setTimeout(r, 1500));
+  server.send({ cmd: 'report' });
+  const rep = await once<any>(server, (m) => Array.isArray(m.outcomes));
+  await new Promise((r) => server.once('exit', r));
+  const truth = new Map(zoo.scenarios.map((s: Scenario) => [s.name, s]));
+  const wanted = new Set([...scenarios.map((s) => s.name), ...extras.map((p) => p.slice(1).replace('/', '-'))]);
+  const outcomes = (rep.outcomes as RouteOutcome[]).filter((o) => wanted.has(o.name)).map((o) => {
+    const t = truth.get(o.name) as Scenario | undefined;
+    const th = t?.truthBytesPerRequest ?? 0;
+    const te = t?.truthExternalBytesPerRequest ?? 0;
+    // Compare where the leak lives: the Buffer leak's truth is external memory.
+    const est = te > th ? o.externalBytesPerRequest : o.bytesPerRequest;
+    const tv = te > th ? te : th;
+    const errorPct = est !== null && tv > 0 ? ((est - tv) / tv) * 100 : null;
+    const right = o.kind === 'leak' ? o.verdict === 'growing' : (o.verdict === 'stable' || (o.verdict === 'warming-up' && o.reason.includes('flattening')));
+    return { ...o, truthBytesPerRequest: th, truthExternalBytesPerRequest: te, errorPct, right };
+  });
+  return { run: name, framework, requests: fin.done, concurrency: 8, rate: RATE, seconds: fin.ms / 1000, errors: fin.errors, outcomes, detector: rep.detector, process: rep.process, gate: rep.gate };
+}
+
+const kb = (b: number | null): string => (b === null ? '–' : Math.abs(b) >= 1000 ? (b / 1000).toFixed(2) + ' KB' : b.toFixed(0) + ' B');
+
+function table(r: RunResult): string {
+  const rows = [['scenario', 'kind', 'truth/req', 'verdict', 'estimate/req (95%)', 'error', 'right after (total req)', 'control ever growing']];
+  for (const o of r.outcomes) {
+    const ext = o.truthExternalBytesPerRequest > o.truthBytesPerRequest;
+    const truth = ext ? `${kb(o.truthExternalBytesPerRequest)} ext` : kb(o.truthBytesPerRequest);
+    const est = ext ? `${kb(o.externalBytesPerRequest)} ext (heap ${kb(o.bytesPerRequest)})` : `${kb(o.bytesPerRequest)} (${kb(o.low)}–${kb(o.high)})`;
+    rows.push([
+      o.name, o.kind, truth, o.verdict, est,
+      o.errorPct === null ? '–' : `${o.errorPct >= 0 ? '+' : ''}${o.errorPct.toFixed(0)}%`,
+      o.rightAtTotal === null ? 'NOT RIGHT' : String(o.rightAtTotal),
+      o.kind === 'control' ? (o.firstGrowingAtTotal === null ? 'never' : `YES at ${o.firstGrowingAtTotal}`) : '',
+    ]);
+  }
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
+  const line = (row: string[]): string => '| ' + row.map((c, i) => c.padEnd(widths[i])).join(' | ') + ' |';
+  return [line(rows[0]), '|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|', ...rows.slice(1).map(line)].join('\n');
+}
+
+async function main(): Promise<void> {
+  const all: Scenario[] = zoo.scenarios;
+  const byName = (n: string): Scenario => all.find((s) => s.name === n)!;
+  const needle = ['array-push', 'hello', 'memo', 'transient', 'lru', 'lazy-init', 'grow-shrink'].map(byName);
+  const results: RunResult[] = [];
+  for (const fw of FRAMEWORKS) {
+    results.push(await run('zoo', fw, all, [], REQUESTS));
+    results.push(await run('needle', fw, needle, EXTRA_ROUTES, 3000));
+  }
+  console.log(`\nleakwatch detection benchmark — ${new Date().toISOString().slice(0, 10)}, Node ${process.version}, ${os.cpus().length} CPUs`);
+  console.log(`concurrency 8, ${RATE > 0 ? RATE + ' req/s' : 'flat out'}, seed ${SEED}, mix re-drawn every ${PHASE} requests\n`);
+  let ok = true;
+  for (const r of results) {
+    const title = r.run === 'zoo' ? `all ${r.outcomes.length} zoo scenarios` : `a 1 KB/request leak among ${r.outcomes.length} routes`;
+    console.log(`### ${r.framework}: ${title}, ${r.requests} requests in ${r.seconds.toFixed(1)} s (${r.errors} errors)`);
+    console.log(`checkpoints ${r.detector.taken} (skipped ${r.detector.skipped}), ${r.detector.costMs.toFixed(0)} ms in checkpoints = ${(r.detector.costMs / 10 / r.seconds).toFixed(1)}% of wall time, residual scale ${kb(r.detector.heapScale)}, longest gate hold ${r.gate.longestHoldMs.toFixed(0)} ms`);
+    console.log(table(r));
+    const wrong = r.outcomes.filter((o) => !o.right).map((o) => o.name);
+    const falseAlarms = r.outcomes.filter((o) => o.kind === 'control' && o.firstGrowingAtTotal !== null).map((o) => o.name);
+    const big = r.outcomes.filter((o) => o.kind === 'leak' && Math.max(o.truthBytesPerRequest, o.truthExternalBytesPerRequest) >= 1000);
+    const off = big.filter((o) => o.errorPct === null || Math.abs(o.errorPct) > 25).map((o) => o.name);
+    console.log(`wrong at the end: ${wrong.join(', ') || 'none'}; controls ever growing: ${falseAlarms.join(', ') || 'none'}; leaks ≥ 1 KB outside ±25%: ${off.join(', ') || 'none'}\n`);
+    if (wrong.length || falseAlarms.length || off.length) ok = false;
+  }
+  const dir = path.join(__dirname, '..', '..', '..', 'bench-results');
+  fs.mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, `detect-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  fs.writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), node: process.version, rate: RATE, seed: SEED, phase: PHASE, results }, null, 2));
+  console.log(`wrote ${path.relative(process.cwd(), file)}; all targets met: ${ok ? 'yes' : 'NO'}`);
+}
+
+main().catch((e) => { console.error(e); process.exit(1); });
