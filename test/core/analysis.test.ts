@@ -117,7 +117,7 @@ test('plateau: a cache that fills then stops reads warming-up (flattening), then
   assert.notEqual(early.routes[0].verdict.verdict, 'growing', early.routes[0].verdict.reason);
   // The same process later: only the checkpoints after the fill are in the window.
   const long = simulate({ routes: 4, checkpoints: 120, effect: fill, seed: 3 });
-  const late = analyzeWindow({ heap: long.heap.slice(60), external: long.external.slice(60), counts: long.counts.map((c) => c.slice(60)) });
+  const late = analyzeWindow({ heap: long.heap.slice(60), external: long.external.slice(60), counts: long.counts.map((c) => Array.from(c).slice(60)) });
   assert.equal(late.routes[0].verdict.verdict, 'stable', late.routes[0].verdict.reason);
 });
 
