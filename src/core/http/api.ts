@@ -1,7 +1,7 @@
 import v8 from 'node:v8';
 import type { LeakMonitor } from '../monitor';
 import { summarize, byConcern } from '../summary';
-import { sendJson, sendText, HttpError } from './respond';
+import { sendJson, HttpError } from './respond';
 import { installGcApi } from './gcApi';
 
 /** Memory of the whole process now. Reads /proc, so only on request, never per recorded request. */
@@ -16,10 +16,6 @@ export function processMemory(): Record<string, number> {
     arrayBuffers: mu.arrayBuffers,
     heapLimit: hs.heap_size_limit,
   };
-}
-
-function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }[c] as string));
 }
 
 /** The JSON API every other view is built on. */
@@ -66,13 +62,5 @@ export function installApi(monitor: LeakMonitor): void {
       findings: monitor.processFindings,
       addedGlobals: monitor.recorder.addedGlobals(),
     });
-  });
-
-  // A minimal page; the full dashboard replaces it when installed.
-  r.get('/', (ctx) => {
-    const rows = [...monitor.recorder.routes.values()].map(summarize).sort(byConcern).map((s) =>
-      `<tr><td>${escapeHtml(s.method)}</td><td>${escapeHtml(s.route)}</td><td>${s.requests}</td><td>${escapeHtml(s.verdict)}</td><td>${s.retainedBytesPerRequest ?? ''}</td></tr>`).join('');
-    sendText(ctx.res, 200, 'text/html; charset=utf-8',
-      `<!doctype html><html><head><meta charset="utf-8"><title>leakwatch</title></head><body><h1>leakwatch</h1><table><tr><th>method</th><th>route</th><th>requests</th><th>verdict</th><th>retained B/req</th></tr>${rows}</table></body></html>`);
   });
 }

@@ -54,7 +54,9 @@ export class WarningLog {
       name: String(w?.name ?? 'Warning'),
       message: String(w?.message ?? w).slice(0, 2000),
       code: typeof (w as unknown as { code?: unknown })?.code === "string" ? (w as unknown as { code: string }).code : null,
-      stack: String(w?.stack ?? '').split('\n').slice(1, 9).map((l) => l.trim()).filter((l) => l !== ''),
+      // Node's own frames (errors, events) come first and say nothing about the cause.
+      stack: String(w?.stack ?? '').split('\n').slice(1).map((l) => l.trim())
+        .filter((l) => l.startsWith('at ') && !/\(node:|^at node:/.test(l)).slice(0, 8),
       inFlight: this.recorder.inFlight,
       routes: [],
     };
