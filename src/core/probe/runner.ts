@@ -1,0 +1,318 @@
+import v8 from 'node:v8';
+import { forceFullGc } from '../gc';
+import { estimateSlope, isLeaking } from './estimate';
+import { ScopeReader } from './scope';
+import { unifiedDiff } from './diff';
+import { checkSnapshotMemory, diffSnapshots, removeQuietly, writeSnapshot } from './snapshot';
+
+/** One constructor (or kind) of objects allocated during the measured iterations and still alive. */
+export interface NewObjectEntry {
+  constructor: string;
+  count: number;
+  countPerIteration: number;
+  bytesPerIteration: number;
+  /** Why the first of them is still alive: the shortest path from the GC roots. */
+  retainerPath?: string;
+}
+
+export type ProbePhase = 'queued' | 'warmup' | 'snapshot-before' | 'measure' | 'snapshot-after' | 'parse' | 'done';
+
+/** The report of a probe or of leakTest(). */
+export interface ProbeReport {
+  verdict: 'leaking' | 'stable';
+  /** One sentence: why this verdict. */
+  reason: string;
+  iterations: number;
+  warmup: number;
+  /** JS heap plus external memory kept per iteration (robust slope, see estimate.ts). */
+  retainedBytesPerIteration: number;
+  heapBytesPerIteration: number;
+  externalBytesPerIteration: number;
+  /** Standard error of retainedBytesPerIteration. */
+  standardErrorBytes: number;
+  /** The verdict needs at least this many bytes per iteration (and 3 standard errors). */
+  thresholdBytes: number;
+  /** Heap + external growth of each measured iteration, after a full GC. */
+  bytesPerIterationSeries: number[];
+  /** Measured iterations (0-based) left out of the estimate as one-off jumps. */
+  excludedIterations: number[];
+  /** Objects allocated during the measured iterations and alive after them (null: `objects: false`). */
+  newObjects: NewObjectEntry[] | null;
+  /** Apache::Leak's ENTER/LEAVE counts: user-visible objects before and after (null without snapshots). */
+  objects: { enter: number; leave: number; leaked: number; internalLeaked: number } | null;
+  /** Global properties that appeared during the measured iterations (the seed's FooA, FooB, ...). */
+  newGlobals: string[];
+  /** B::LexInfo: `diff -u` of the handlers' closure variables around the last warm-up run
+   * ('' when nothing changed; null when there was nothing to list). */
+  scopeDiff: string | null;
+  /** Active resources by type (timers, sockets, handles) before and after the measured iterations. */
+  resources: { before: Record<string, number>; after: Record<string, number> };
+  liveHeapBefore: number;
+  liveHeapAfter: number;
+  /** The Apache::Leak-style printable summary. */
+  summary: string;
+  durationMs: number;
+  timings: { warmupMs: number; measureMs: number; snapshotMs: number; parseMs: number };
+  /** Why the object diff is missing, when it was asked for and could not be made. */
+  objectsError?: string;
+  startedAt: number;
+}
+
+export interface RunSpec {
+  /** One iteration: the request replay or the function under test. */
+  iteration: () => unknown;
+  iterations: number;
+  warmup: number;
+  /** Take the two heap snapshots for the exact object diff. */
+  objects: boolean;
+  thresholdBytes: number;
+  /** Functions whose closures are listed around the last warm-up run (B::LexInfo). */
+  scopeTargets?: () => readonly Function[];
+  /** ms since the epoch after which the run gives up with ProbeTimeoutError. */
+  deadline: number;
+  onProgress?: (phase: ProbePhase, done: number, total: number) => void;
+  /** Fail instead of skipping the object diff when memory is short (leakTest wants a throw). */
+  strictObjects?: boolean;
+}
+
+export class ProbeTimeoutError extends Error {
+  constructor(what: string) {
+    super(`probe timed out during ${what}`);
+    this.name = 'ProbeTimeoutError';
+  }
+}
+
+function countByType(list: readonly string[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const t of list) out[t] = (out[t] ?? 0) + 1;
+  return out;
+}
+
+function fmtBytes(n: number): string {
+  const a = Math.abs(n);
+  if (a >= 1048576) return `${(n / 1048576).toFixed(2)} MB`;
+  if (a >= 10240) return `${(n / 1024).toFixed(1)} KB`;
+  return `${Math.round(n)} B`;
+}
+
+/**
+ * Runs warm-up and measured iterations with a forced full GC after each, reads live heap and
+ * external memory, and (optionally) diffs two heap snapshots by node id.
+ *
+ * GC choice: `forceFullGc()` (V8's `gc` read from a fresh vm context after setting --expose-gc at
+ * run time, src/core/gc.ts) rather than the inspector's `HeapProfiler.collectGarbage`. Both leave
+ * the same live heap between iterations; `gc()` is one mark-compact where `collectGarbage` runs
+ * two, so it is about twice as fast (59 vs 137 ms at 48 MB, MEASURING.md §4, and re-measured by
+ * `npm run bench:probe`, section "gc"). The probe runs one per iteration, so the cheaper wins.
+ */
+export async function runProbe(spec: RunSpec): Promise<ProbeReport> {
+  const startedAt = Date.now();
+  const t0 = performance.now();
+  const N = spec.iterations;
+  const progress = spec.onProgress ?? (() => undefined);
+  const check = (what: string): void => { if (Date.now() > spec.deadline) throw new ProbeTimeoutError(what); };
+
+  // ---- warm-up, with the scope listing around the last warm-up run (the seed's "run the diff
+  // twice": what the first call allocates for speed is not a leak) ----
+  let scopeDiff: string | null = null;
+  const targets = spec.scopeTargets;
+  const reader = targets ? new ScopeReader() : undefined;
+  const warmHeap = new Float64Array(2);
+  const warmExt = new Float64Array(2);
+  try {
+    for (let i = 0; i < spec.warmup; i++) {
+      progress('warmup', i, spec.warmup);
+      const last = i === spec.warmup - 1;
+      let before: string[] | undefined;
+      if (last && reader && targets) {
+        const fns = targets();
+        if (fns.length > 0) before = await reader.listing(fns);
+      }
+      await spec.iteration();
+      // The same GC and reads as a measured iteration, so that their own first-use costs
+      // (feedback vectors, baseline code) are paid here and not charged to the route.
+      forceFullGc();
+      read(warmHeap, warmExt, i % 2);
+      if (before !== undefined && reader && targets) {
+        const after = await reader.listing(targets());
+        scopeDiff = unifiedDiff(before, after, [`before (run ${i + 1})`, `after (run ${i + 1})`]);
+      }
+      check('warm-up');
+    }
+  } finally {
+    reader?.close();
+  }
+  const warmupMs = performance.now() - t0;
+
+  // ---- the snapshot that assigns ids to everything alive now ----
+  let snapshotMs = 0;
+  let first: string | undefined;
+  let second: string | undefined;
+  let objectsError: string | undefined;
+  try {
+    forceFullGc();
+    if (spec.objects) {
+      try {
+        checkSnapshotMemory();
+        progress('snapshot-before', 0, N);
+        const ts = performance.now();
+        first = writeSnapshot('before');
+        snapshotMs += performance.now() - ts;
+      } catch (e) {
+        if (spec.strictObjects) throw e;
+        objectsError = e instanceof Error ? e.message : String(e);
+      }
+    }
+    const globals0 = new Set(Object.getOwnPropertyNames(globalThis));
+    const resources0 = countByType(process.getActiveResourcesInfo());
+
+    // ---- measured iterations: preallocated series so the loop itself keeps nothing ----
+    const heap = new Float64Array(N + 1);
+    const ext = new Float64Array(N + 1);
+    const tm = performance.now();
+    settle();
+    read(heap, ext, 0);
+    for (let i = 1; i <= N; i++) {
+      await spec.iteration();
+      forceFullGc();
+      read(heap, ext, i);
+      progress('measure', i, N);
+      check('the measured iterations');
+    }
+    const measureMs = performance.now() - tm;
+
+    const newGlobals = Object.getOwnPropertyNames(globalThis).filter((n) => !globals0.has(n));
+    const resources1 = countByType(process.getActiveResourcesInfo());
+
+    if (first !== undefined) {
+      progress('snapshot-after', N, N);
+      const ts = performance.now();
+      second = writeSnapshot('after');
+      snapshotMs += performance.now() - ts;
+    }
+
+    // ---- analysis ----
+    const total = Array.from(heap, (h, i) => h + ext[i]);
+    const est = estimateSlope(total);
+    const heapEst = estimateSlope(Array.from(heap));
+    const extEst = estimateSlope(Array.from(ext));
+    const series = est.diffs.map((d) => Math.round(d));
+
+    let newObjects: NewObjectEntry[] | null = null;
+    let objects: ProbeReport['objects'] = null;
+    let parseMs = 0;
+    if (first !== undefined && second !== undefined) {
+      progress('parse', N, N);
+      const tp = performance.now();
+      try {
+        const left = Math.max(5_000, spec.deadline - Date.now());
+        const d = await diffSnapshots(first, second, left);
+        newObjects = d.second.groups.map((g) => ({
+          constructor: g.constructor,
+          count: g.count,
+          countPerIteration: round2(g.count / N),
+          bytesPerIteration: Math.round(g.bytes / N),
+          ...(g.retainerPath !== undefined ? { retainerPath: g.retainerPath } : {}),
+        }));
+        objects = { enter: d.first.userObjects, leave: d.second.userObjects, leaked: d.second.newUserObjects, internalLeaked: d.second.newInternalObjects };
+      } catch (e) {
+        if (spec.strictObjects) throw e;
+        objectsError = e instanceof Error ? e.message : String(e);
+      }
+      parseMs = performance.now() - tp;
+    }
+
+    const leakingBytes = isLeaking(est, spec.thresholdBytes);
+    // Globals that appear on most iterations are a leak whatever their size (the seed's FooA...).
+    const globalLeak = newGlobals.length >= Math.max(2, Math.ceil(N / 2));
+    const verdict: ProbeReport['verdict'] = leakingBytes || globalLeak ? 'leaking' : 'stable';
+    const perIt = Math.round(est.perIteration);
+    let reason: string;
+    if (leakingBytes) reason = `keeps ${fmtBytes(perIt)} per iteration (± ${fmtBytes(est.standardError)}) over ${N} iterations after a full GC each`;
+    else if (globalLeak) reason = `${newGlobals.length} new globals in ${N} iterations (${newGlobals.slice(0, 3).join(', ')}${newGlobals.length > 3 ? ', …' : ''})`;
+    else reason = `${fmtBytes(perIt)} per iteration, under the ${fmtBytes(spec.thresholdBytes)} threshold or within noise (± ${fmtBytes(est.standardError)})`;
+
+    const report: ProbeReport = {
+      verdict,
+      reason,
+      iterations: N,
+      warmup: spec.warmup,
+      retainedBytesPerIteration: perIt,
+      heapBytesPerIteration: Math.round(heapEst.perIteration),
+      externalBytesPerIteration: Math.round(extEst.perIteration),
+      standardErrorBytes: Math.round(est.standardError),
+      thresholdBytes: spec.thresholdBytes,
+      bytesPerIterationSeries: series,
+      excludedIterations: est.excluded,
+      newObjects,
+      objects,
+      newGlobals: newGlobals.slice(0, 100),
+      scopeDiff,
+      resources: { before: resources0, after: resources1 },
+      liveHeapBefore: heap[0],
+      liveHeapAfter: heap[N],
+      summary: '',
+      durationMs: Math.round(performance.now() - t0),
+      timings: { warmupMs: Math.round(warmupMs), measureMs: Math.round(measureMs), snapshotMs: Math.round(snapshotMs), parseMs: Math.round(parseMs) },
+      startedAt,
+    };
+    if (objectsError !== undefined) report.objectsError = objectsError;
+    report.summary = summarize(report);
+    progress('done', N, N);
+    return report;
+  } finally {
+    removeQuietly(first);
+    removeQuietly(second);
+  }
+}
+
+function read(heap: Float64Array, ext: Float64Array, i: number): void {
+  heap[i] = v8.getHeapStatistics().used_heap_size;
+  ext[i] = process.memoryUsage().external;
+}
+
+/**
+ * Full GCs until the live heap stops moving, and never fewer than BYTECODE_OLD_AGE + 1.
+ * - V8 flushes the bytecode of a function that has not run for 5 GCs (`--bytecode-old-age`). A
+ *   probe forces a GC per iteration, so code last run just before it (the scope listing's
+ *   inspector calls, the app's other routes) would be flushed at the 5th measured iteration:
+ *   measured here, a one-off drop of 200 to 260 KB. Six GCs up front flush it before the baseline.
+ *   (Turning flushing off with `--no-flush-bytecode` at run time did not stop it on Node 20.)
+ * - Objects with weak callbacks or finalizers need a second cycle.
+ */
+const BYTECODE_OLD_AGE = 5;
+function settle(): void {
+  let last = -1;
+  for (let k = 0; k < BYTECODE_OLD_AGE + 4; k++) {
+    forceFullGc();
+    const now = v8.getHeapStatistics().used_heap_size;
+    if (k >= BYTECODE_OLD_AGE && Math.abs(now - last) < 4096) return;
+    last = now;
+  }
+}
+
+function round2(x: number): number {
+  return Math.round(x * 100) / 100;
+}
+
+/** The Apache::Leak-style text: ENTER / LEAVE / !!! n objects leaked !!! */
+export function summarize(r: ProbeReport): string {
+  const lines: string[] = [];
+  const o = r.objects;
+  lines.push(o ? `ENTER: ${o.enter} objects (live heap ${fmtBytes(r.liveHeapBefore)})` : `ENTER: live heap ${fmtBytes(r.liveHeapBefore)}`);
+  if (r.newObjects && r.newObjects.length > 0) {
+    const top = r.newObjects.slice(0, 6).map((g) => `${g.count} ${g.constructor}`).join(', ');
+    lines.push(`  new and still alive: ${top}${r.newObjects.length > 6 ? ', …' : ''}`);
+  }
+  lines.push(o ? `LEAVE: ${o.leave} objects (live heap ${fmtBytes(r.liveHeapAfter)}) after ${r.iterations} iterations`
+    : `LEAVE: live heap ${fmtBytes(r.liveHeapAfter)} after ${r.iterations} iterations`);
+  if (r.newGlobals.length > 0) lines.push(`  new globals: ${r.newGlobals.slice(0, 8).join(', ')}${r.newGlobals.length > 8 ? ', …' : ''}`);
+  const bytes = `${fmtBytes(r.retainedBytesPerIteration)}/iteration retained (heap ${fmtBytes(r.heapBytesPerIteration)}, external ${fmtBytes(r.externalBytesPerIteration)})`;
+  if (r.verdict === 'leaking') {
+    lines.push(o ? `!!! ${o.leaked} objects leaked !!! ${bytes}` : `!!! leaked: ${bytes} !!!`);
+  } else {
+    lines.push(`no leak: ${bytes}${o ? `; ${o.leaked} new objects still alive, within noise` : ''}`);
+  }
+  if (r.scopeDiff) lines.push('scope diff (B::LexInfo, around the last warm-up run):', r.scopeDiff.trimEnd());
+  return lines.join('\n');
+}
