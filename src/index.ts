@@ -9,3 +9,5 @@ export { UNMATCHED, OVERFLOW } from './core/recorder';
 export type { RouteStats, RequestState } from './core/recorder';
 export type { RouteSummary } from './core/summary';
 export type { LeakwatchOptions, ResolvedOptions, Verdict, Mode, CapturedRequest, RetentionEstimate, ProcessFindings } from './core/types';
+export { leakTest, assertNoLeak } from './core/leakTest';
+export type { LeakTestOptions, LeakTestReport, ProbeReport, NewObjectEntry } from './core/leakTest';

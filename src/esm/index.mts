@@ -1,2 +1,3 @@
 export { LeakMonitor, createMonitor, PROBE_HEADER, resolveOptions, UNMATCHED, OVERFLOW } from '../index.js';
 export type * from '../index.js';
+export { leakTest, assertNoLeak } from '../index.js';
