@@ -76,6 +76,16 @@ export interface CapturedRequest {
   /** Parsed body if a body parser ran before leakwatch recorded it. */
   body?: unknown;
   at: number;
+  /** Where the request came in (the probe replays it there): the server's local port and address. */
+  localPort?: number;
+  localAddress?: string;
+  /** True when the connection was TLS (the probe then replays over https). */
+  tls?: boolean;
+  /**
+   * Something the route's handler functions can be read from, for the probe's scope diff: an
+   * Express Route (`.stack[].handle`) or a Fastify handler function. Set by the adapters.
+   */
+  handlerRef?: unknown;
 }
 
 /** A route's retention estimate: bytes kept per request with a 95% interval. */
