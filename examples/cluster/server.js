@@ -45,12 +45,17 @@ if (cluster.isPrimary) {
     const port = msg.port;
     metricsServer.listen(process.env.METRICS_PORT === undefined ? 9464 : Number(process.env.METRICS_PORT), HOST, () => {
       const line = { event: 'listening', port, metricsPort: metricsServer.address().port, workers: [...listening.values()].map((w) => w.pid) };
+      started = true;
       console.log(JSON.stringify(line));
     });
   });
+  let started = false;
   cluster.on('exit', (worker, code, signal) => {
     listening.delete(worker.id);
-    if (!stopping) console.error(`worker ${worker.process.pid} exited (${signal || code})`);
+    if (stopping) return;
+    console.error(`worker ${worker.process.pid} exited (${signal || code})`);
+    // A worker that dies before the cluster is up (a port in use, a crash at start) stops it all.
+    if (!started) { process.exitCode = 1; stop(); }
   });
 
   const stop = () => {
@@ -79,9 +84,13 @@ if (cluster.isPrimary) {
   app.get('/leak', (_req, res) => { kept.push(randomBytes(512).toString('hex')); res.json({ kept: kept.length }); });
   app.get('/whoami', (_req, res) => res.json({ pid: process.pid, worker: cluster.worker.id }));
 
-  const server = app.listen(process.env.PORT === undefined ? 3000 : Number(process.env.PORT), HOST, () => {
+  const server = app.listen(process.env.PORT === undefined ? 3000 : Number(process.env.PORT), HOST, (err) => {
+    // Express 5 hands a listen error to this callback.
+    if (err) { console.error(`worker ${process.pid} cannot listen: ${err.message}`); process.exit(1); }
     process.send({ type: 'leakwatch-example:listening', port: server.address().port });
   });
+  // Workers follow the primary: if it goes away, so do they.
+  process.once('disconnect', () => process.exit(0));
   process.once('SIGTERM', () => {
     lw.close();
     server.closeAllConnections();
