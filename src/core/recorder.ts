@@ -217,15 +217,26 @@ export class Recorder {
     const len = Number(req.headers['content-length'] ?? 0);
     const keepBody = body !== undefined && len <= this.captureBodyLimit;
     const url = (req as { originalUrl?: string }).originalUrl ?? req.url ?? '/';
+    // Where the probe replays it: the socket's local end (Node caches getsockname per socket).
+    const sock = req.socket as (IncomingMessage['socket'] & { encrypted?: boolean }) | undefined;
+    // Express leaves the matched Route on req.route: the probe lists its handlers' closures.
+    const handlerRef = (req as { route?: unknown }).route;
     const last = stats.lastRequest;
     if (last === undefined) {
-      stats.lastRequest = { method: req.method ?? 'GET', url, headers: req.headers, body: keepBody ? body : undefined, at };
+      stats.lastRequest = {
+        method: req.method ?? 'GET', url, headers: req.headers, body: keepBody ? body : undefined, at,
+        localPort: sock?.localPort, localAddress: sock?.localAddress, tls: sock?.encrypted === true, handlerRef,
+      };
     } else {
       last.method = req.method ?? 'GET';
       last.url = url;
       last.headers = req.headers;
       last.body = keepBody ? body : undefined;
       last.at = at;
+      last.localPort = sock?.localPort;
+      last.localAddress = sock?.localAddress;
+      last.tls = sock?.encrypted === true;
+      last.handlerRef = handlerRef;
     }
   }
 }
