@@ -57,16 +57,17 @@ function extent(values: number[]): [number, number] {
  * ```
  */
 export function lineChart(points: Point[], o: ChartOptions): string {
-  const W = o.width ?? 720;
-  const H = o.height ?? 200;
-  const left = 70;
+  const W = o.width ?? 1000;
+  const H = o.height ?? 220;
+  const left = 80;
   const right = 10;
   const top = 10;
   const bottom = 24;
   const fy = o.formatY ?? ((v: number) => num(v));
   const fx = o.formatX ?? ((v: number) => num(v));
   const title = escapeXml(o.title);
-  const head = `<svg class="chart" viewBox="0 0 ${W} ${H}" role="img" aria-label="${title}" preserveAspectRatio="none"><title>${title}</title>`;
+  // Uniform scaling (the default aspect ratio) keeps the axis labels undistorted at any width.
+  const head = `<svg class="chart" viewBox="0 0 ${W} ${H}" role="img" aria-label="${title}"><title>${title}</title>`;
   if (points.length === 0) {
     return `${head}<text class="chart-empty" x="${W / 2}" y="${H / 2}" text-anchor="middle">no data yet</text></svg>`;
   }
@@ -112,20 +113,23 @@ export function lineChart(points: Point[], o: ChartOptions): string {
  * sparkline([120, -40, 300], 'garbage per request');
  * ```
  */
-export function sparkline(values: number[], title: string, width = 120, height = 24): string {
+export function sparkline(values: number[], title: string, width = 120, height = 24, slots = 60): string {
   const t = escapeXml(title);
   if (values.length === 0) return `<svg class="spark" viewBox="0 0 ${width} ${height}" role="img" aria-label="${t}"><title>${t}</title></svg>`;
   let [lo, hi] = extent(values);
   lo = Math.min(0, lo);
   hi = Math.max(0, hi);
   const sy = (y: number) => 1 + (1 - (y - lo) / (hi - lo)) * (height - 2);
-  const bw = width / values.length;
+  // Fixed slots, newest at the right: a route with 3 requests shows 3 thin bars, not 3 blocks.
+  const n = Math.max(slots, values.length);
+  const bw = width / n;
+  const offset = n - values.length;
   const parts = [`<svg class="spark" viewBox="0 0 ${width} ${height}" role="img" aria-label="${t}" preserveAspectRatio="none"><title>${t}</title>`];
   for (let i = 0; i < values.length; i++) {
     const v = values[i];
     const y = sy(Math.max(0, v));
     const h = Math.max(0.5, Math.abs(sy(v) - sy(0)));
-    parts.push(`<rect class="${v < 0 ? 'bar neg' : 'bar'}" x="${num(i * bw)}" y="${num(y)}" width="${num(Math.max(0.5, bw - 0.5))}" height="${num(h)}"/>`);
+    parts.push(`<rect class="${v < 0 ? 'bar neg' : 'bar'}" x="${num((offset + i) * bw)}" y="${num(y)}" width="${num(Math.max(0.5, bw - 0.5))}" height="${num(h)}"/>`);
   }
   parts.push('</svg>');
   return parts.join('');

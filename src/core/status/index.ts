@@ -111,4 +111,4 @@ export function installStatus(monitor: LeakMonitor): StatusSources {
   return sources;
 }
 
-export const SNAPSHOT_WARNING = 'A heap snapshot contains every string and object in the process: passwords, tokens, session keys, personal data. Treat the file as a secret. Taking it blocks the event loop for seconds and needs many times the heap in free memory.';
+export const SNAPSHOT_WARNING = 'A heap snapshot contains secrets: every string and object in the process, passwords, tokens, session keys, personal data. Treat the file as a secret. Taking it blocks the event loop for seconds and needs many times the heap in free memory.';
