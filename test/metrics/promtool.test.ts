@@ -103,3 +103,16 @@ test('Grafana dashboard: valid JSON, every query parses in promtool and reads on
     fs.rmSync(tmp, { recursive: true, force: true });
   }
 });
+
+test('examples/prometheus/README.md lists every series with the aggregator the code sets', () => {
+  const md = fs.readFileSync(path.join(dir, 'README.md'), 'utf8');
+  const rows = new Map<string, { type: string; aggregator: string }>();
+  for (const m of md.matchAll(/^\| `leakwatch_([a-z_]+)` \| ([a-z]+)[^|]*\| [^|]*\| (sum|average|min|max) \|/gm)) rows.set(m[1], { type: m[2], aggregator: m[3] });
+  assert.equal(rows.size, SERIES.length, 'one table row per series');
+  for (const d of SERIES) {
+    const row = rows.get(d.name);
+    assert.ok(row, `README.md misses leakwatch_${d.name}`);
+    assert.equal(row.type, d.type, d.name);
+    assert.equal(row.aggregator, d.aggregator, d.name);
+  }
+});
