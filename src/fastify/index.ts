@@ -50,7 +50,9 @@ const plugin: FastifyPluginAsync<LeakwatchOptions> = async (fastify: FastifyInst
     try {
       const url = request.routeOptions?.url;
       const aborted = !reply.raw.writableEnded;
-      monitor.finish(state, request.method, url ?? UNMATCHED, reply.statusCode, aborted, request.raw, request.body);
+      const stats = monitor.finish(state, request.method, url ?? UNMATCHED, reply.statusCode, aborted, request.raw, request.body);
+      // The probe's scope diff lists the closure of the route's handler.
+      if (stats?.lastRequest !== undefined) stats.lastRequest.handlerRef = request.routeOptions?.handler;
     } catch (e) {
       monitor.fault(e);
     }
