@@ -10,7 +10,6 @@ const zooPath = path.join(repoRoot, 'examples', 'zoo', 'index.js');
 
 test('the demo (examples/demo/server.js) serves lint-clean leakwatch metrics for the whole zoo', async (t) => {
   if (!fs.existsSync(demoPath)) { t.skip('examples/demo/server.js is not there yet'); return; }
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
   const demo = require(demoPath) as { start(o: object): Promise<{ port: number; close(): Promise<void> }> };
   const zoo = require(zooPath) as { scenarios: Array<{ method: string; path: string }>; sample(s: unknown, rng: () => number): string; mulberry32(seed: number): () => number };
   const d = await demo.start({ port: 0, rps: 0 });

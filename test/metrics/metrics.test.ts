@@ -60,8 +60,6 @@ test('Express: GET {path}/metrics serves lint-clean Prometheus text with per-rou
     // Route labels are templates: no concrete id ever becomes a label value.
     const routes = new Set(pick(s, 'leakwatch_route_requests_total').map((x) => x.labels.route));
     assert.deepEqual([...routes].sort(), ['(unmatched)', '/big', '/users/:id']);
-    // /big builds 400 KB strings: its heap deltas cannot all sit in the lowest buckets.
-    assert.ok(value(s, 'leakwatch_route_heap_delta_bytes_bucket', { route: '/big', le: '65536' }) < 3);
     // Process series that are always known.
     assert.equal(value(s, 'leakwatch_heap_limit_bytes'), v8.getHeapStatistics().heap_size_limit);
     assert.equal(value(s, 'leakwatch_processes', { mode: mw.monitor.options.mode }), 1);
