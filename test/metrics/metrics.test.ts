@@ -7,7 +7,7 @@ import { leakwatch } from '../../src/express/index';
 import { fastifyLeakwatch } from '../../src/fastify/index';
 import { createMonitor, type LeakMonitor } from '../../src/core/monitor';
 import { HEAP_DELTA_BOUNDS, SERIES, VERDICTS, type MetricsFeature } from '../../src/core/metrics/index';
-import { get, listen, close } from '../helpers';
+import { get, listen, close, postJson } from '../helpers';
 import { checkMetrics, hasPromtool, NO_PROMTOOL, parseExposition, pick, value, type PromSample } from './prom';
 
 const quiet = { notice: false, logger: { warn: () => {}, info: () => {} } };
@@ -221,5 +221,41 @@ test('every series declares a help text, a type and one of the cluster aggregato
   }
   for (const required of ['route_requests_total', 'route_retained_bytes_per_request', 'route_verdict', 'heap_live_bytes', 'heap_growth_bytes_per_second']) {
     assert.ok(names.has(required), required);
+  }
+});
+
+test('a real isolation probe shows up in the metrics: probe bytes, leaking flag and the leaking verdict', async (t) => {
+  const express = require('express');
+  const { randomBytes } = require('node:crypto');
+  const app = express();
+  const mw = leakwatch({ ...quiet, autoProbe: false });
+  app.use(mw);
+  const kept: string[] = [];
+  // 4 KB of flat string kept per request (randomBytes hex is flat, unlike 'x'.repeat()).
+  app.get('/leak/:id', (_req: any, res: any) => { kept.push(randomBytes(2048).toString('hex')); res.send('ok'); });
+  app.get('/fine/:id', (_req: any, res: any) => { res.send(randomBytes(2048).toString('hex').slice(0, 8)); });
+  const server = http.createServer(app);
+  const port = await listen(server);
+  try {
+    await get(port, '/leak/1');
+    await get(port, '/fine/1');
+    for (const route of ['/leak/:id', '/fine/:id']) {
+      const r = await postJson(port, '/__leaks/api/probe', { method: 'GET', route, iterations: 8, warmup: 1, objects: false, thresholdBytes: 1024 });
+      assert.equal(r.status, 200, r.body);
+    }
+    const s = parseExposition((await get(port, '/__leaks/metrics')).body);
+    const leak = { method: 'GET', route: '/leak/:id' };
+    const fine = { method: 'GET', route: '/fine/:id' };
+    t.diagnostic(`probe bytes/iteration: leak ${value(s, 'leakwatch_route_probe_retained_bytes_per_iteration', leak)}, fine ${value(s, 'leakwatch_route_probe_retained_bytes_per_iteration', fine)}`);
+    assert.equal(value(s, 'leakwatch_route_probe_leaking', leak), 1);
+    assert.equal(value(s, 'leakwatch_route_probe_leaking', fine), 0);
+    assert.equal(value(s, 'leakwatch_route_probe_iterations', leak), 8);
+    // 4,096 characters plus a string header: well above 2 KB, well below 8 KB.
+    const bytes = value(s, 'leakwatch_route_probe_retained_bytes_per_iteration', leak);
+    assert.ok(bytes > 2048 && bytes < 8192, `leak probe read ${bytes} B/iteration`);
+    assert.equal(value(s, 'leakwatch_route_verdict', { ...leak, verdict: 'leaking' }), 1, 'a leaking probe sets the verdict');
+  } finally {
+    mw.close();
+    await close(server);
   }
 });
