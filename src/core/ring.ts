@@ -2,13 +2,17 @@
  * A fixed-size ring of numbers. Memory is allocated once, so recording never grows the heap.
  */
 export class Ring {
-  readonly data: Float64Array;
+  readonly data: Float64Array | Float32Array;
   private next = 0;
   /** How many values were ever pushed (not capped at capacity). */
   total = 0;
 
-  constructor(readonly capacity: number) {
-    this.data = new Float64Array(capacity);
+  /**
+   * `float32` halves the memory (per-route rings are most of the tracker's memory: 3 rings ×
+   * 128 samples × 8 B = 3 KB a route) and is exact for integers up to 16 M.
+   */
+  constructor(readonly capacity: number, precision: 'float64' | 'float32' = 'float64') {
+    this.data = precision === 'float32' ? new Float32Array(capacity) : new Float64Array(capacity);
   }
 
   push(value: number): void {

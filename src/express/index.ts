@@ -1,5 +1,4 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import onFinished from 'on-finished';
 import { LeakMonitor } from '../core/monitor';
 import { UNMATCHED } from '../core/recorder';
 import type { RequestState } from '../core/recorder';
@@ -64,15 +63,20 @@ export function leakwatch(options?: LeakwatchOptions): LeakwatchMiddleware {
   const monitor = new LeakMonitor(options);
   const pending = new WeakMap<ServerResponse, Pending>();
 
-  // One shared listener: no closure is allocated per request.
-  function onResponseDone(err: unknown, res: ServerResponse): void {
+  // One shared listener on the response's 'finish' and 'close' (whichever comes first wins).
+  // An http.Server emits 'close' once per response, after 'finish' or when the connection went
+  // away first; 'finish' alone covers responses driven outside a server (tests, custom sockets).
+  // No closure, AsyncResource or socket listener is made per request, which on-finished did
+  // (it was most of this adapter's cost: bench:hotpath).
+  function onResponseDone(this: ServerResponse): void {
+    const res = this;
     const p = pending.get(res);
     if (p === undefined) return;
     pending.delete(res);
     try {
       const req = p.req;
       const template = expressTemplate(req, p.router, p.mountPath);
-      const aborted = err !== null && err !== undefined ? true : !res.writableEnded;
+      const aborted = !res.writableEnded;
       monitor.finish(p.state, req.method ?? 'GET', template ?? UNMATCHED, res.statusCode, aborted, req, req.body);
     } catch (e) {
       monitor.fault(e);
@@ -84,7 +88,8 @@ export function leakwatch(options?: LeakwatchOptions): LeakwatchMiddleware {
     if (state !== undefined) {
       try {
         pending.set(res, { state, req, mountPath: req.baseUrl ?? '', router: routerOf(req.app) });
-        onFinished(res, onResponseDone);
+        res.on('finish', onResponseDone);
+        res.on('close', onResponseDone);
       } catch (e) {
         monitor.recorder.abandon();
         monitor.fault(e);

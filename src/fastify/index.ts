@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin';
-import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
 import { LeakMonitor } from '../core/monitor';
 import { UNMATCHED } from '../core/recorder';
 import type { RequestState } from '../core/recorder';
@@ -27,35 +27,44 @@ const plugin: FastifyPluginAsync<LeakwatchOptions> = async (fastify: FastifyInst
 
   const states = new WeakMap<FastifyRequest, RequestState>();
 
-  fastify.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
+  function track(request: FastifyRequest): void {
+    const state = monitor.start();
+    if (state !== undefined) states.set(request, state);
+  }
+
+  // Callback-style hooks on the request path: Fastify runs them without the promise and the
+  // microtask that an async hook costs on every request (bench:overhead counts the instructions).
+  fastify.addHook('onRequest', (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => {
     let own = false;
     try { own = monitor.isOwnPath(request.raw.url); } catch (e) { monitor.fault(e); }
     if (own) {
       // Our endpoints read the raw stream themselves, so Fastify's body parsing must not run.
       reply.hijack();
-      await monitor.handle(request.raw, reply.raw, { clientIp: request.ip });
+      monitor.handle(request.raw, reply.raw, { clientIp: request.ip }).then(() => done(), () => done());
       return;
     }
-    if (monitor.isProbeRequest(request.raw)) return;
+    if (monitor.isProbeRequest(request.raw)) { done(); return; }
     const wait = monitor.gate.admit();
-    if (wait !== undefined) await wait;
-    const state = monitor.start();
-    if (state !== undefined) states.set(request, state);
+    if (wait === undefined) { track(request); done(); return; }
+    const go = (): void => { track(request); done(); };
+    wait.then(go, go);
   });
 
-  fastify.addHook('onResponse', async (request: FastifyRequest, reply: FastifyReply) => {
+  fastify.addHook('onResponse', (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => {
     const state = states.get(request);
-    if (state === undefined) return;
-    states.delete(request);
-    try {
-      const url = request.routeOptions?.url;
-      const aborted = !reply.raw.writableEnded;
-      const stats = monitor.finish(state, request.method, url ?? UNMATCHED, reply.statusCode, aborted, request.raw, request.body);
-      // The probe's scope diff lists the closure of the route's handler.
-      if (stats?.lastRequest !== undefined) stats.lastRequest.handlerRef = request.routeOptions?.handler;
-    } catch (e) {
-      monitor.fault(e);
+    if (state !== undefined) {
+      states.delete(request);
+      try {
+        const url = request.routeOptions?.url;
+        const aborted = !reply.raw.writableEnded;
+        const stats = monitor.finish(state, request.method, url ?? UNMATCHED, reply.statusCode, aborted, request.raw, request.body);
+        // The probe's scope diff lists the closure of the route's handler.
+        if (stats?.lastRequest !== undefined) stats.lastRequest.handlerRef = request.routeOptions?.handler;
+      } catch (e) {
+        monitor.fault(e);
+      }
     }
+    done();
   });
 
   // A client that goes away before the response is done never reaches onResponse.

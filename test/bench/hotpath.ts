@@ -1,0 +1,181 @@
+/**
+ * `npm run bench:hotpath`: nanoseconds (and bytes allocated) per request in leakwatch's per-request
+ * path, in-process, against the physical floor of any per-route tracker: one Map lookup plus one
+ * counter increment. Also the primitives the path is built from, so the costs can be read apart.
+ *
+ * Each case runs in batches of BATCH requests; the figure is the median over batches of
+ * (batch time − the same batch through an empty harness) / BATCH. Wall-clock, so re-run if the
+ * machine is busy; the ranking is what matters.
+ */
+import { EventEmitter } from 'node:events';
+import v8 from 'node:v8';
+import { Recorder } from '../../src/core/recorder';
+import { leakwatch } from '../../src/express/index';
+import { fastifyLeakwatch } from '../../src/fastify/index';
+import { fix, machine, median, table, writeResult } from './util';
+
+const BATCH = 2000;
+const quick = process.argv.includes('--quick');
+const BATCHES = quick ? 40 : 200;
+
+interface Case {
+  name: string;
+  /** Runs one batch; resolves when every request of it is recorded. */
+  run(): void | Promise<void>;
+  /** Subtracted from `run`: the same work without leakwatch (harness objects, events). */
+  harness?: () => void | Promise<void>;
+}
+
+interface Row { name: string; ns: number; nsMin: number; bytes: number }
+
+function heapUsed(): number {
+  return v8.getHeapStatistics().used_heap_size;
+}
+
+async function measure(c: Case): Promise<Row> {
+  const times: number[] = [];
+  const bytes: number[] = [];
+  const base: number[] = [];
+  const baseBytes: number[] = [];
+  for (let i = 0; i < 10; i++) { await c.run(); if (c.harness) await c.harness(); } // warm-up, JIT
+  for (let b = 0; b < BATCHES; b++) {
+    let h0 = heapUsed();
+    let t0 = performance.now();
+    await c.run();
+    times.push((performance.now() - t0) * 1e6 / BATCH);
+    let d = heapUsed() - h0;
+    if (d >= 0) bytes.push(d / BATCH); // a scavenge inside the batch makes the delta meaningless
+    if (c.harness) {
+      h0 = heapUsed();
+      t0 = performance.now();
+      await c.harness();
+      base.push((performance.now() - t0) * 1e6 / BATCH);
+      d = heapUsed() - h0;
+      if (d >= 0) baseBytes.push(d / BATCH);
+    }
+  }
+  const net = c.harness ? times.map((t, i) => t - base[i]) : times;
+  return {
+    name: c.name,
+    ns: median(net),
+    nsMin: Math.min(...net),
+    bytes: median(bytes) - (c.harness ? median(baseBytes) : 0),
+  };
+}
+
+function loop(fn: (i: number) => void): () => void {
+  return () => { for (let i = 0; i < BATCH; i++) fn(i); };
+}
+
+const nextTick = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+function fakeReq(route: object): Record<string, unknown> {
+  return { method: 'GET', url: '/hello/world', originalUrl: '/hello/world', baseUrl: '', headers: { host: 'x', 'user-agent': 'bench' }, route, app: undefined, socket: { remoteAddress: '127.0.0.1' } };
+}
+
+/** A ServerResponse stand-in: an emitter with the fields leakwatch and on-finished read. */
+function fakeRes(): EventEmitter & Record<string, unknown> {
+  const res = new EventEmitter() as EventEmitter & Record<string, unknown>;
+  res.statusCode = 200;
+  res.writableEnded = false;
+  res.writableFinished = false;
+  res.socket = new EventEmitter();
+  return res;
+}
+
+/** What Node does when a response completes: 'finish', then 'close' on the next tick. */
+function complete(res: EventEmitter & Record<string, unknown>): void {
+  res.writableEnded = true;
+  res.writableFinished = true;
+  res.emit('finish');
+  res.emit('close');
+}
+
+async function main(): Promise<void> {
+  const cases: Case[] = [];
+
+  // The floor: any per-route tracker must at least find the route's slot and bump a number.
+  const floorMap = new Map<string, { n: number }>([['GET /hello/:name', { n: 0 }]]);
+  const floorKey = ['GET /hello/:name'];
+  cases.push({ name: 'floor: Map.get + counter++', run: loop((i) => { floorMap.get(floorKey[i & 0])!.n++; }) });
+
+  let sink = 0;
+  cases.push({ name: 'primitive: performance.now()', run: loop(() => { sink += performance.now(); }) });
+  cases.push({ name: 'primitive: v8.getHeapStatistics()', run: loop(() => { sink += v8.getHeapStatistics().used_heap_size; }) });
+  cases.push({ name: 'primitive: process.memoryUsage()', run: loop(() => { sink += process.memoryUsage().heapUsed; }) });
+  cases.push({ name: 'primitive: process.getActiveResourcesInfo()', run: loop(() => { sink += process.getActiveResourcesInfo().length; }) });
+  const wm = new WeakMap<object, object>();
+  const keys = Array.from({ length: BATCH }, () => ({}));
+  cases.push({ name: 'primitive: WeakMap set+get+delete', run: loop((i) => { const k = keys[i]; wm.set(k, k); sink += wm.get(k) === k ? 1 : 0; wm.delete(k); }) });
+
+  const rec = new Recorder(200, 128, 8, 65536);
+  const req = fakeReq({ path: '/hello/:name' });
+  cases.push({ name: 'Recorder start+finish', run: loop(() => { rec.finish(rec.start(), 'GET', '/hello/:name', 200, false); }) });
+  cases.push({ name: 'Recorder start+finish+capture req', run: loop(() => { rec.finish(rec.start(), 'GET', '/hello/:name', 200, false, req as never); }) });
+  const rec10 = new Recorder(200, 128, 8, 65536);
+  const routes = Array.from({ length: 10 }, (_, i) => `/r${i}/:id`);
+  cases.push({ name: 'Recorder start+finish+capture, 10 routes', run: loop((i) => { rec10.finish(rec10.start(), 'GET', routes[i % 10], 200, false, req as never); }) });
+
+  // Express adapter: the real middleware with stand-in req/res, finished the way Node finishes.
+  for (const mode of ['dev', 'production'] as const) {
+    const mw = leakwatch({ mode, notice: false, autoProbe: false, checkpointIntervalMs: 3_600_000 });
+    const route = { path: '/hello/:name' };
+    const next = (): void => {};
+    const empty = (_rq: unknown, _rs: unknown, nx: () => void): void => { nx(); };
+    const batch = async (fn: (rq: never, rs: never, nx: () => void) => void): Promise<void> => {
+      const ress = new Array(BATCH);
+      for (let i = 0; i < BATCH; i++) { const rs = fakeRes(); ress[i] = rs; fn(fakeReq(route) as never, rs as never, next); }
+      for (let i = 0; i < BATCH; i++) complete(ress[i]);
+      await nextTick();
+    };
+    cases.push({ name: `Express middleware (${mode}), net of an empty middleware`, run: () => batch(mw), harness: () => batch(empty) });
+    process.once('beforeExit', () => mw.close());
+  }
+
+  // Fastify adapter: the plugin's real hooks, captured from a stand-in instance, awaited as Fastify does.
+  for (const mode of ['dev', 'production'] as const) {
+    type Hook = (rq: unknown, rp: unknown, done: () => void) => void | Promise<void>;
+    const hooks: Record<string, Hook> = {};
+    const fake = {
+      decorate(): void {},
+      addHook(name: string, fn: Hook): void { hooks[name] = fn; },
+      server: { address: () => null },
+    };
+    await (fastifyLeakwatch as unknown as (f: unknown, o: unknown) => Promise<void>)(fake, { mode, notice: false, autoProbe: false, checkpointIntervalMs: 3_600_000 });
+    const onRequest = hooks.onRequest;
+    const onResponse = hooks.onResponse;
+    // Fastify calls a hook either with `done` (callback style) or awaits what it returns.
+    const emptyHook: Hook = (_rq, _rp, done) => { done(); };
+    const reply = { raw: { writableEnded: true }, statusCode: 200 };
+    let calls = 0;
+    const done = (): void => { calls++; };
+    const call = async (h: Hook, rq: unknown): Promise<void> => {
+      const r = h(rq, reply, done);
+      if (r !== undefined && typeof (r as Promise<void>).then === 'function') await r;
+    };
+    const batch = async (a: Hook, b: Hook): Promise<void> => {
+      for (let i = 0; i < BATCH; i++) {
+        const request = { raw: { url: '/hello/world', method: 'GET', headers: { host: 'x' } }, method: 'GET', routeOptions: { url: '/hello/:name' }, body: undefined, ip: '127.0.0.1' };
+        await call(a, request);
+        await call(b, request);
+      }
+    };
+    cases.push({ name: `Fastify hooks (${mode}), net of two empty hooks`, run: () => batch(onRequest, onResponse), harness: () => batch(emptyHook, emptyHook) });
+    process.once('beforeExit', () => { void hooks.onClose?.(undefined, undefined, done); sink += calls; });
+  }
+
+  const rows: Row[] = [];
+  for (const c of cases) {
+    rows.push(await measure(c));
+    process.stderr.write(`  ${c.name}: ${fix(rows.at(-1)!.ns, 1)} ns\n`);
+  }
+  const floor = rows[0].ns;
+  console.log(`\nbench:hotpath  ${new Date().toISOString()}  node ${process.version}  batches ${BATCHES} × ${BATCH}\n`);
+  console.log(table(['per request', 'ns (median)', 'ns (best batch)', '× floor', 'bytes allocated'],
+    rows.map((r) => [r.name, fix(r.ns, 1), fix(r.nsMin, 1), fix(r.ns / floor, 1), fix(Math.max(0, r.bytes), 0)])));
+  console.log('\nWall-clock, in-process; "net of" rows subtract the same batch through an empty middleware/hook. bytes = median used_heap_size growth per request over batches without a GC.');
+  const file = writeResult('hotpath', { machine: machine(), batch: BATCH, batches: BATCHES, rows, sink });
+  console.log(`raw figures in ${file}`);
+}
+
+main().catch((e) => { console.error(e); process.exit(1); });

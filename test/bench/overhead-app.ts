@@ -1,0 +1,119 @@
+/**
+ * One hello-world server per process for `bench:overhead`:
+ *   node dist/test/bench/overhead-app.js <express|fastify> <variant>
+ * Routes: `GET /hello/:name` answers `{ hello: name }`; `GET /alloc/:name` allocates about 50 KB of
+ * short-lived objects first. Prints `PORT <n>` once listening. On stdin, the line `cpu` is answered
+ * with `CPU <user µs> <system µs>` (process.cpuUsage), so the driver can read CPU time per request
+ * without touching the server's request path. Exits on SIGTERM/SIGINT or when stdin closes.
+ */
+import path from 'node:path';
+import readline from 'node:readline';
+import type { AddressInfo } from 'node:net';
+
+
+const peersDir = path.resolve(__dirname, '..', '..', '..', 'test', 'bench', 'peers', 'node_modules');
+
+/** ~50 KB of garbage, made of the small objects and strings a real handler makes. */
+export function churn(name: string): number {
+  const rows: Array<{ id: number; label: string; tags: number[] }> = [];
+  for (let i = 0; i < 300; i++) rows.push({ id: i, label: name + ':' + i, tags: [i, i + 1] });
+  let n = 0;
+  for (const r of rows) n += r.label.length + r.tags.length;
+  return n;
+}
+
+type Variant = string;
+
+function log(): { info(m: string): void; warn(m: string): void } {
+  // leakwatch's startup notice goes to stderr so that stdout carries only the protocol lines.
+  return { info: (m) => process.stderr.write(m + '\n'), warn: (m) => process.stderr.write(m + '\n') };
+}
+
+async function expressApp(variant: Variant): Promise<() => Promise<number>> {
+  const express = require('express');
+  const app = express();
+  const closers: Array<() => void> = [];
+  switch (variant) {
+    case 'bare': break;
+    case 'leakwatch-dev':
+    case 'leakwatch-prod': {
+      const { leakwatch } = require('../../src/express/index');
+      const mw = leakwatch(variant === 'leakwatch-prod' ? { enabled: true, logger: log() } : { logger: log() });
+      closers.push(() => mw.close());
+      app.use(mw);
+      break;
+    }
+    case 'express-prom-bundle': {
+      const promBundle = require('express-prom-bundle');
+      app.use(promBundle({ includeMethod: true, includePath: true }));
+      break;
+    }
+    case 'express-status-monitor': {
+      app.use(require('express-status-monitor')());
+      break;
+    }
+    case 'swagger-stats': {
+      const swStats = require(path.join(peersDir, 'swagger-stats'));
+      app.use(swStats.getMiddleware({}));
+      break;
+    }
+    default: throw new Error(`unknown express variant ${variant}`);
+  }
+  app.get('/hello/:name', (req: { params: { name: string } }, res: { json(v: unknown): void }) => {
+    res.json({ hello: req.params.name });
+  });
+  app.get('/alloc/:name', (req: { params: { name: string } }, res: { json(v: unknown): void }) => {
+    res.json({ hello: req.params.name, n: churn(req.params.name) });
+  });
+  return () => new Promise((resolve) => {
+    const server = app.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port));
+  });
+}
+
+async function fastifyApp(variant: Variant): Promise<() => Promise<number>> {
+  const fastify = require('fastify')({ logger: false });
+  switch (variant) {
+    case 'bare': break;
+    case 'leakwatch-dev':
+    case 'leakwatch-prod': {
+      const { fastifyLeakwatch } = require('../../src/fastify/index');
+      await fastify.register(fastifyLeakwatch, variant === 'leakwatch-prod' ? { enabled: true, logger: log() } : { logger: log() });
+      break;
+    }
+    case 'fastify-metrics': {
+      const metrics = require('fastify-metrics');
+      await fastify.register(metrics.default ?? metrics, { endpoint: '/metrics' });
+      break;
+    }
+    default: throw new Error(`unknown fastify variant ${variant}`);
+  }
+  fastify.get('/hello/:name', async (req: { params: { name: string } }) => ({ hello: req.params.name }));
+  fastify.get('/alloc/:name', async (req: { params: { name: string } }) => ({ hello: req.params.name, n: churn(req.params.name) }));
+  return async () => {
+    await fastify.listen({ port: 0, host: '127.0.0.1' });
+    return (fastify.server.address() as AddressInfo).port;
+  };
+}
+
+async function main(): Promise<void> {
+  const [framework, variant] = process.argv.slice(2);
+  const listen = framework === 'express' ? await expressApp(variant) : framework === 'fastify' ? await fastifyApp(variant) : undefined;
+  if (listen === undefined) throw new Error(`unknown framework ${framework}`);
+  const port = await listen();
+  process.stdout.write(`PORT ${port}\n`);
+  const rl = readline.createInterface({ input: process.stdin });
+  rl.on('line', (line) => {
+    if (line.trim() === 'cpu') {
+      const u = process.cpuUsage();
+      process.stdout.write(`CPU ${u.user} ${u.system}\n`);
+    }
+  });
+  rl.on('close', () => process.exit(0));
+  const quit = (): void => process.exit(0);
+  process.on('SIGTERM', quit);
+  process.on('SIGINT', quit);
+}
+
+if (require.main === module) {
+  main().catch((e) => { process.stderr.write(String(e?.stack ?? e) + '\n'); process.exit(1); });
+}

@@ -1,0 +1,267 @@
+/**
+ * `npm run bench:overhead [-- --quick] [-- --rounds N --seconds S --rate R --no-callgrind --only express|fastify]`
+ *
+ * What leakwatch costs a server, side by side with bare servers and peer middleware, in one run:
+ * - wall clock, fresh process per run, bare and variant alternated A/B over several rounds:
+ *   saturating req/s (autocannon, 10 connections) and, at a fixed rate, p50/p99 latency (µs
+ *   resolution) and server CPU time per request;
+ * - instruction counts: the server under `valgrind --tool=callgrind` with `node --single-threaded`,
+ *   driven from outside at a fixed rate; instructions per request = (I(2N) − I(N)) / N, each I read
+ *   by `callgrind_control -d` after a warm-up, so start-up and warm-up cancel out.
+ * Two workloads: `GET /hello/:name` (JSON) and `GET /alloc/:name` (the same after ~50 KB of garbage).
+ * Prints Markdown tables and writes the raw figures to bench-results/overhead-<time>.json.
+ */
+import os from 'node:os';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import autocannon from 'autocannon';
+import { startServer, type ServerProc } from './server-proc';
+import { RateClient, quantile } from './rate-client';
+import { fix, machine, median, minMax, pct, repoRoot, signed, table, writeResult } from './util';
+
+interface Config { framework: 'express' | 'fastify'; variant: string; env?: Record<string, string> }
+
+const CONFIGS: Config[] = [
+  { framework: 'express', variant: 'bare' },
+  { framework: 'express', variant: 'leakwatch-dev' },
+  { framework: 'express', variant: 'leakwatch-prod', env: { NODE_ENV: 'production' } },
+  { framework: 'express', variant: 'express-prom-bundle' },
+  { framework: 'express', variant: 'express-status-monitor' },
+  { framework: 'express', variant: 'swagger-stats' },
+  { framework: 'fastify', variant: 'bare' },
+  { framework: 'fastify', variant: 'leakwatch-dev' },
+  { framework: 'fastify', variant: 'leakwatch-prod', env: { NODE_ENV: 'production' } },
+  { framework: 'fastify', variant: 'fastify-metrics' },
+];
+
+const WORKLOADS = { hello: '/hello/world', alloc: '/alloc/world' } as const;
+type Workload = keyof typeof WORKLOADS;
+
+interface Args {
+  quick: boolean; rounds: number; seconds: number; rate: number; callgrind: boolean; only?: string;
+  cgN: number; cgRate: Record<string, number>; cgReps: number; cgWarm: number; cgJobs: number;
+}
+
+function args(): Args {
+  const a = process.argv.slice(2);
+  const val = (name: string): string | undefined => { const i = a.indexOf(name); return i >= 0 ? a[i + 1] : undefined; };
+  const quick = a.includes('--quick');
+  return {
+    quick,
+    rounds: Number(val('--rounds') ?? (quick ? 1 : 3)),
+    seconds: Number(val('--seconds') ?? (quick ? 1.5 : 3)),
+    rate: Number(val('--rate') ?? 2000),
+    callgrind: !a.includes('--no-callgrind'),
+    only: val('--only'),
+    cgN: Number(val('--cg-n') ?? (quick ? 60 : 100)),
+    // Callgrind slows node ~50×: these rates sit below what each framework then serves.
+    cgRate: { express: Number(val('--cg-rate') ?? 25), fastify: Number(val('--cg-rate') ?? 50) },
+    cgReps: Number(val('--cg-reps') ?? (quick ? 3 : 5)),
+    cgWarm: Number(val('--cg-warm') ?? (quick ? 600 : 1500)),
+    cgJobs: Number(val('--cg-jobs') ?? 2),
+  };
+}
+
+interface WallFigures {
+  rps: number;
+  acP50ms: number;
+  acP99ms: number;
+  errors: number;
+  rateP50us: number;
+  rateP99us: number;
+  cpuUsPerReq: number;
+  rateDone: number;
+  rateErrors: number;
+}
+
+async function saturate(port: number, p: string, seconds: number): Promise<autocannon.Result> {
+  return autocannon({ url: `http://127.0.0.1:${port}${p}`, connections: 10, duration: seconds });
+}
+
+/** One fresh server: warm-up, then saturating and fixed-rate figures for each workload. */
+async function wallRun(c: Config, o: Args): Promise<Record<Workload, WallFigures>> {
+  const s = await startServer(c.framework, c.variant, { env: c.env });
+  try {
+    for (const p of Object.values(WORKLOADS)) await saturate(s.port, p, o.quick ? 0.5 : 1);
+    const out = {} as Record<Workload, WallFigures>;
+    for (const w of Object.keys(WORKLOADS) as Workload[]) {
+      const r = await saturate(s.port, WORKLOADS[w], o.seconds);
+      out[w] = {
+        rps: r.requests.total / r.duration, acP50ms: r.latency.p50, acP99ms: r.latency.p99,
+        errors: r.errors + r.timeouts + r.non2xx,
+        rateP50us: NaN, rateP99us: NaN, cpuUsPerReq: NaN, rateDone: 0, rateErrors: 0,
+      };
+    }
+    const client = await RateClient.open(s.port, 10);
+    for (const w of Object.keys(WORKLOADS) as Workload[]) {
+      const total = Math.round(o.rate * o.seconds);
+      const cpu0 = await s.cpu();
+      const r = await client.get(WORKLOADS[w], { rate: o.rate, total });
+      const cpu1 = await s.cpu();
+      Object.assign(out[w], {
+        rateP50us: quantile(r.latencies, 0.5) * 1000,
+        rateP99us: quantile(r.latencies, 0.99) * 1000,
+        cpuUsPerReq: (cpu1 - cpu0) / Math.max(1, r.done),
+        rateDone: r.done,
+        rateErrors: r.errors + r.non2xx,
+      });
+    }
+    client.close();
+    return out;
+  } finally {
+    await s.stop();
+  }
+}
+
+interface CgFigures { rate: number; n: number; perRequest: number[]; iN: number[]; i2N: number[] }
+
+/**
+ * Instructions per request under callgrind. After a warm-up, `reps` pairs of runs of N and 2N
+ * requests at a fixed rate on kept-open connections, each bracketed by `callgrind_control -d`;
+ * per pair (I(2N) − I(N)) / N, and the median over pairs: V8 still tiers functions up and down
+ * long after start (a TurboFan compile is tens of millions of instructions), which lands in one
+ * run now and then, and the median leaves those out.
+ */
+async function callgrindRun(c: Config, o: Args, dir: string): Promise<Record<Workload, CgFigures>> {
+  const s: ServerProc = await startServer(c.framework, c.variant, { env: c.env, callgrindDir: dir, startTimeoutMs: 300_000 });
+  const rate = o.cgRate[c.framework];
+  const client = await RateClient.open(s.port, 10);
+  try {
+    for (const p of Object.values(WORKLOADS)) await client.get(p, { rate: 10_000, total: o.cgWarm, timeoutMs: 600_000 });
+    const out = {} as Record<Workload, CgFigures>;
+    for (const w of Object.keys(WORKLOADS) as Workload[]) {
+      const f: CgFigures = { rate, n: o.cgN, perRequest: [], iN: [], i2N: [] };
+      for (let rep = 0; rep < o.cgReps; rep++) {
+        await s.dump();
+        await client.get(WORKLOADS[w], { rate, total: o.cgN });
+        const iN = await s.dump();
+        await client.get(WORKLOADS[w], { rate, total: 2 * o.cgN });
+        const i2N = await s.dump();
+        f.iN.push(iN);
+        f.i2N.push(i2N);
+        f.perRequest.push((i2N - iN) / o.cgN);
+      }
+      out[w] = f;
+    }
+    return out;
+  } finally {
+    client.close();
+    await s.stop();
+  }
+}
+
+const key = (c: Config): string => `${c.framework}/${c.variant}`;
+
+async function main(): Promise<void> {
+  const o = args();
+  const t0 = Date.now();
+  const configs = CONFIGS.filter((c) => o.only === undefined || c.framework === o.only);
+  const command = `npm run bench:overhead${process.argv.length > 2 ? ' -- ' + process.argv.slice(2).join(' ') : ''}`;
+  let commit = '';
+  try { commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: repoRoot }).toString().trim(); } catch { /* not a checkout */ }
+  console.log(`bench:overhead  ${new Date().toISOString()}  node ${process.version}  ${os.cpus().length} CPUs  commit ${commit}`);
+  console.log(`rounds ${o.rounds}, ${o.seconds}s per segment, fixed rate ${o.rate} req/s, callgrind ${o.callgrind ? `N=${o.cgN} at ${JSON.stringify(o.cgRate)} req/s, ${o.cgReps} pairs, warm-up ${o.cgWarm}` : 'off'}`);
+
+  // Wall clock: each variant runs next to its own bare run, order flipped every other pair.
+  const pairs: Array<{ round: number; config: string; bare: Record<Workload, WallFigures>; variant: Record<Workload, WallFigures> }> = [];
+  for (let round = 0; round < o.rounds; round++) {
+    for (const fw of ['express', 'fastify'] as const) {
+      const bare = configs.find((c) => c.framework === fw && c.variant === 'bare');
+      const others = configs.filter((c) => c.framework === fw && c.variant !== 'bare');
+      if (bare === undefined) continue;
+      const n = others.length;
+      for (let i = 0; i < n; i++) {
+        const v = others[(i + round) % n];
+        const bareFirst = (i + round) % 2 === 0;
+        const a = await wallRun(bareFirst ? bare : v, o);
+        const b = await wallRun(bareFirst ? v : bare, o);
+        pairs.push({ round, config: key(v), bare: bareFirst ? a : b, variant: bareFirst ? b : a });
+        process.stdout.write(`  round ${round + 1}/${o.rounds} ${key(v).padEnd(32)} hello ${fix(pairs.at(-1)!.variant.hello.rps, 0)} vs bare ${fix(pairs.at(-1)!.bare.hello.rps, 0)} req/s  (${Math.round((Date.now() - t0) / 1000)} s)\n`);
+      }
+    }
+  }
+
+  const cg = new Map<string, Record<Workload, CgFigures>>();
+  if (o.callgrind) {
+    const dir = path.join(os.tmpdir(), `leakwatch-cg-${process.pid}`);
+    const queue = [...configs];
+    const worker = async (): Promise<void> => {
+      for (let c = queue.shift(); c !== undefined; c = queue.shift()) {
+        try {
+          const f = await callgrindRun(c, o, dir);
+          cg.set(key(c), f);
+          process.stdout.write(`  callgrind ${key(c).padEnd(32)} hello ${fix(median(f.hello.perRequest), 0)} alloc ${fix(median(f.alloc.perRequest), 0)} instr/req  (${Math.round((Date.now() - t0) / 1000)} s)\n`);
+        } catch (e) {
+          process.stdout.write(`  callgrind ${key(c)} failed: ${(e as Error).message.slice(0, 300)}\n`);
+        }
+      }
+    };
+    // Instruction counts do not depend on CPU contention, so two servers can be counted at once.
+    await Promise.all(Array.from({ length: Math.max(1, o.cgJobs) }, worker));
+  }
+
+  // Summaries: medians over pairs of per-pair ratios and differences.
+  const summary: Record<string, Record<Workload, Record<string, number>>> = {};
+  for (const c of configs) {
+    const k = key(c);
+    const bareKey = `${c.framework}/bare`;
+    summary[k] = {} as Record<Workload, Record<string, number>>;
+    for (const w of Object.keys(WORKLOADS) as Workload[]) {
+      const mine = c.variant === 'bare'
+        ? pairs.filter((p) => p.config.startsWith(c.framework + '/')).map((p) => ({ v: p.bare[w], b: p.bare[w] }))
+        : pairs.filter((p) => p.config === k).map((p) => ({ v: p.variant[w], b: p.bare[w] }));
+      const kept = mine.map((p) => p.v.rps / p.b.rps);
+      const cpuRatio = mine.map((p) => p.v.cpuUsPerReq / p.b.cpuUsPerReq);
+      const cgMine = cg.get(k)?.[w].perRequest ?? [];
+      const cgBare = cg.get(bareKey)?.[w].perRequest ?? [];
+      const [keptMin, keptMax] = minMax(kept);
+      const [cpuMin, cpuMax] = minMax(cpuRatio);
+      summary[k][w] = {
+        rps: median(mine.map((p) => p.v.rps)),
+        kept: median(kept), keptMin, keptMax,
+        acP99ms: median(mine.map((p) => p.v.acP99ms)),
+        rateP50us: median(mine.map((p) => p.v.rateP50us)),
+        rateP99us: median(mine.map((p) => p.v.rateP99us)),
+        p50AddedUs: median(mine.map((p) => p.v.rateP50us - p.b.rateP50us)),
+        p99AddedUs: median(mine.map((p) => p.v.rateP99us - p.b.rateP99us)),
+        cpuUsPerReq: median(mine.map((p) => p.v.cpuUsPerReq)),
+        cpuRatio: median(cpuRatio), cpuMin, cpuMax,
+        instrPerReq: median(cgMine),
+        instrRatio: median(cgMine) / median(cgBare),
+        errors: mine.reduce((s, p) => s + p.v.errors + p.v.rateErrors, 0),
+        pairs: mine.length,
+      };
+    }
+  }
+
+  const lines: string[] = [];
+  for (const w of Object.keys(WORKLOADS) as Workload[]) {
+    for (const fw of ['express', 'fastify']) {
+      const rows = configs.filter((c) => c.framework === fw).map((c) => {
+        const s = summary[key(c)][w];
+        const bare = c.variant === 'bare';
+        return [
+          c.variant,
+          fix(s.instrPerReq, 0), bare ? '' : pct(s.instrRatio),
+          fix(s.cpuUsPerReq, 1), bare ? '' : pct(s.cpuRatio, 0) + (s.pairs > 1 ? ` (${pct(s.cpuMin, 0)}…${pct(s.cpuMax, 0)})` : ''),
+          fix(s.rps, 0), bare ? '1.00' : fix(s.kept) + (s.pairs > 1 ? ` (${fix(s.keptMin)}–${fix(s.keptMax)})` : ''),
+          bare ? fix(s.rateP50us, 0) : signed(s.p50AddedUs, 0),
+          bare ? fix(s.rateP99us, 0) : signed(s.p99AddedUs, 0),
+          String(s.errors),
+        ];
+      });
+      lines.push(`\n### ${fw === 'express' ? 'Express 5' : 'Fastify 5'}, ${w === 'hello' ? 'GET /hello/:name' : 'GET /alloc/:name (~50 KB garbage per request)'}\n`);
+      lines.push(table([
+        'variant', 'instr/req (callgrind)', 'instr added', `CPU µs/req @${o.rate}/s`, 'CPU added (min…max)',
+        'req/s (sat.)', 'req/s kept (min–max)', `p50 µs @${o.rate}/s (added)`, `p99 µs @${o.rate}/s (added)`, 'errors',
+      ], rows));
+    }
+  }
+  console.log(lines.join('\n'));
+  console.log(`\ninstr = server instructions per request under callgrind (node --single-threaded; Express ${o.cgRate.express} req/s, Fastify ${o.cgRate.fastify} req/s; median over ${o.cgReps} pairs of (I(2N)−I(N))/N, N=${o.cgN}, after ${o.cgWarm} warm-up requests per route).`);
+  console.log(`CPU, req/s and latency are wall-clock: medians over ${o.rounds} A/B pair(s) with a fresh bare run each; this machine drifts by tens of % between identical runs.`);
+  const file = writeResult('overhead', { machine: machine(), command, commit, options: o, summary, pairs, callgrind: Object.fromEntries(cg), seconds: (Date.now() - t0) / 1000 });
+  console.log(`\n${Math.round((Date.now() - t0) / 1000)} s; raw figures in ${path.relative(repoRoot, file)}`);
+}
+
+main().catch((e) => { console.error(e); process.exit(1); });
