@@ -105,9 +105,13 @@ export class LeakMonitor {
    * Called when a request arrives. Returns undefined if recording failed: the host app goes on.
    */
   start(): RequestState | undefined {
+    const inFlight = this.recorder.inFlight;
     try {
       return this.recorder.start();
     } catch (e) {
+      // Counted in but never to be counted out: undo, or checkpoints and probes wait forever
+      // for in-flight requests to drain.
+      if (this.recorder.inFlight > inFlight) this.recorder.abandon();
       this.fault(e);
       return undefined;
     }
@@ -116,9 +120,12 @@ export class LeakMonitor {
   /** Called once the response is finished (or the client went away). Never throws. */
   finish(state: RequestState | undefined, method: string, route: string, status: number, aborted: boolean, req?: IncomingMessage, body?: unknown): RouteStats | undefined {
     if (state === undefined || this.closed) return undefined;
+    const inFlight = this.recorder.inFlight;
     try {
       return this.recorder.finish(state, method, route, status, aborted, req, body);
     } catch (e) {
+      // A finish that failed before counting the request out would leave inFlight high for good.
+      if (inFlight > 0 && this.recorder.inFlight === inFlight) this.recorder.abandon();
       this.fault(e);
       return undefined;
     }

@@ -35,6 +35,7 @@ export function captureLogger(): { warnings: string[]; infos: string[]; logger: 
 
 // Deterministic bodies: the byte-identical comparison needs every response to be reproducible.
 const STREAM_CHUNKS = 5;
+const DRIP_CHUNKS = 10;
 function chunk(i: number): string {
   return `chunk-${i}-` + 'abcdefghij'.repeat(20) + '\n';
 }
@@ -45,6 +46,7 @@ function chunk(i: number): string {
  * - `GET /throw` a handler that throws (the framework's own 500);
  * - `GET /stream` a chunked response written over a few ticks;
  * - `GET /slow` answers after 300 ms (for clients that go away first);
+ * - `GET /drip` streams a chunk every 40 ms for 400 ms (for clients that go away mid-response);
  * - `POST /echo` echoes a JSON body;
  * - anything else: the framework's 404 (Express: a JSON 404 of the app's own).
  */
@@ -64,6 +66,12 @@ export async function startApp(flavour: Flavour, lw: LeakwatchOptions = {}, opts
       setImmediate(tick);
     });
     app.get('/slow', async () => { await new Promise((r) => setTimeout(r, 300)); return { slow: true }; });
+    app.get('/drip', (_req, reply) => {
+      const s = new PassThrough();
+      reply.type('text/plain').send(s);
+      let i = 0;
+      const t = setInterval(() => { if (i < DRIP_CHUNKS && !s.destroyed) s.write(chunk(i++)); else { clearInterval(t); s.end(); } }, 40);
+    });
     app.post('/echo', async (req: any) => ({ echo: req.body }));
     await app.listen({ port: 0, host: '127.0.0.1' });
     const port = (app.server.address() as net.AddressInfo).port;
@@ -87,6 +95,11 @@ export async function startApp(flavour: Flavour, lw: LeakwatchOptions = {}, opts
     setImmediate(tick);
   });
   app.get('/slow', (_req: any, res: any) => { setTimeout(() => { if (!res.destroyed) res.json({ slow: true }); }, 300); });
+  app.get('/drip', (_req: any, res: any) => {
+    res.type('text/plain');
+    let i = 0;
+    const t = setInterval(() => { if (i < DRIP_CHUNKS && !res.destroyed) res.write(chunk(i++)); else { clearInterval(t); res.end(); } }, 40);
+  });
   app.post('/echo', express.json(), (req: any, res: any) => res.json({ echo: req.body }));
   app.use((req: any, res: any) => res.status(404).json({ app: 'own 404', url: req.url }));
   // Express's default error handler prints the stack in dev; keep the 500 reproducible.
