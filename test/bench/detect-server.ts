@@ -91,7 +91,23 @@ async function main(): Promise<void> {
       if (w.kind === 'control' && s.verdict === 'growing' && (firstGrowing.get(w.key) ?? null) === null) firstGrowing.set(w.key, total);
     }
   };
-  const timer = setInterval(poll, 20);
+  // With DETECT_DUMP set, keep every checkpoint (not just the detector's window) for offline tuning.
+  const det0 = monitor.features.detector as Detector;
+  const series: Array<{ total: number; heap: number; external: number; held: number; counts: Record<string, number>; objects: Record<string, number> }> = [];
+  let seen = 0;
+  const timer = setInterval(() => {
+    poll();
+    if (process.env.DETECT_DUMP && det0.taken !== seen) {
+      seen = det0.taken;
+      const w = det0.window();
+      const i = w.heap.length - 1;
+      const counts: Record<string, number> = {};
+      w.routes.forEach((k, r) => { counts[k] = w.counts[r][i]; });
+      const objects: Record<string, number> = {};
+      for (const [k, v] of Object.entries(w.objects ?? {})) objects[k] = v[i];
+      series.push({ total: monitor.recorder.totalRequests, heap: w.heap[i], external: (w.external as number[])[i], held: w.held[i], counts, objects });
+    }
+  }, 20);
 
   process.on('message', (msg: { cmd: string }) => {
     if (msg.cmd !== 'report') return;
@@ -117,10 +133,11 @@ async function main(): Promise<void> {
       });
     }
     const det = monitor.features.detector as Detector;
+    if (process.env.DETECT_DUMP) require('node:fs').writeFileSync(`${process.env.DETECT_DUMP}-${framework}-${series.length}.json`, JSON.stringify(series));
     process.send!({
       outcomes,
       total: monitor.recorder.totalRequests,
-      detector: { taken: det.taken, skipped: det.skipped, costMs: det.costMs, heapScale: det.last?.heapScale ?? null },
+      detector: { taken: det.taken, skipped: det.skipped, costMs: det.costMs, drainMs: det.drainMs, gcMs: det.gcMs, heapScale: det.last?.heapScale ?? null },
       process: { ...monitor.processFindings, history: monitor.processFindings.history.length },
       gate: { held: monitor.gate.held, longestHoldMs: monitor.gate.longestHoldMs },
     }, () => { void stop().then(() => process.exit(0)); });

@@ -38,7 +38,7 @@ interface RunResult {
   seconds: number;
   errors: number;
   outcomes: Array<RouteOutcome & { truthBytesPerRequest: number; truthExternalBytesPerRequest: number; errorPct: number | null; right: boolean }>;
-  detector: { taken: number; skipped: number; costMs: number; heapScale: number | null };
+  detector: { taken: number; skipped: number; costMs: number; drainMs: number; gcMs: number; heapScale: number | null };
   process: Record<string, unknown>;
   gate: { held: number; longestHoldMs: number };
 }
@@ -119,7 +119,7 @@ async function main(): Promise<void> {
   for (const r of results) {
     const title = r.run === 'zoo' ? `all ${r.outcomes.length} zoo scenarios` : `a 1 KB/request leak among ${r.outcomes.length} routes`;
     console.log(`### ${r.framework}: ${title}, ${r.requests} requests in ${r.seconds.toFixed(1)} s (${r.errors} errors)`);
-    console.log(`checkpoints ${r.detector.taken} (skipped ${r.detector.skipped}), ${r.detector.costMs.toFixed(0)} ms in checkpoints = ${(r.detector.costMs / 10 / r.seconds).toFixed(1)}% of wall time, residual scale ${kb(r.detector.heapScale)}, longest gate hold ${r.gate.longestHoldMs.toFixed(0)} ms`);
+    console.log(`checkpoints ${r.detector.taken} (skipped ${r.detector.skipped}), ${r.detector.costMs.toFixed(0)} ms in checkpoints (drain ${r.detector.drainMs.toFixed(0)} ms, forced GC ${r.detector.gcMs.toFixed(0)} ms) = ${(r.detector.costMs / 10 / r.seconds).toFixed(1)}% of wall time, residual scale ${kb(r.detector.heapScale)}, longest gate hold ${r.gate.longestHoldMs.toFixed(0)} ms`);
     console.log(table(r));
     const wrong = r.outcomes.filter((o) => !o.right).map((o) => o.name);
     const falseAlarms = r.outcomes.filter((o) => o.kind === 'control' && o.firstGrowingAtTotal !== null).map((o) => o.name);

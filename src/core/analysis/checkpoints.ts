@@ -42,6 +42,14 @@ export interface AnalysisOptions {
   maxColumns?: number;
   /** Smallest heap residual scale in bytes (one-off outlier detection). Default 2,048. */
   minHeapScale?: number;
+  /**
+   * `levels`: each checkpoint against the window's first, with an intercept: the noise of
+   * a post-GC reading is independent from one checkpoint to the next, and levels use it best.
+   * `differences` (default): each interval on its own. Levels should use independent reading noise best, but on simulated zoo traffic they came out biased by ±50% where differences were within ±15%, and differences turn a step (lazy init, a table doubling) into one outlier that robust weighting drops.
+   */
+  model?: 'levels' | 'differences';
+  /** Rows beyond the number of columns needed before any route is judged. Default 12. */
+  minDof?: number;
 }
 
 interface Design {
@@ -52,31 +60,63 @@ interface Design {
   columnOf: Int32Array;
 }
 
-function design(w: CheckpointWindow, from: number, to: number, routes: number[], hasHeld: boolean, routeCount: number): Design {
+function design(w: CheckpointWindow, from: number, to: number, routes: number[], hasHeld: boolean, routeCount: number, levels: boolean): Design {
   const columnOf = new Int32Array(routeCount).fill(-1);
   routes.forEach((r, j) => { columnOf[r] = j; });
   const other = routes.length;
   const held = other + 1;
-  const p = routes.length + 1 + (hasHeld ? 1 : 0);
-  const n = to - from;
+  const p = routes.length + 1 + (hasHeld ? 1 : 0) + (levels ? 1 : 0);
+  // Levels: row i is checkpoint from+i against the window's first checkpoint, plus an intercept.
+  // Differences: row i is the interval between checkpoints from+i and from+i+1.
+  const n = levels ? to - from + 1 : to - from;
   const x = new Float64Array(n * p);
   for (let i = 0; i < n; i++) {
-    const a = from + i;
+    const a = levels ? from : from + i;
+    const b = levels ? from + i : from + i + 1;
     for (let r = 0; r < routeCount; r++) {
-      const d = w.counts[r][a + 1] - w.counts[r][a];
+      const d = w.counts[r][b] - w.counts[r][a];
       if (d === 0) continue;
       const col = columnOf[r] >= 0 ? columnOf[r] : other;
       x[i * p + col] += d;
     }
-    if (hasHeld) x[i * p + held] = w.held![a + 1] - w.held![a];
+    if (hasHeld) x[i * p + held] = levels ? w.held![b] : w.held![b] - w.held![a];
+    if (levels) x[i * p + p - 1] = 1;
   }
   return { x, n, p, columnOf };
 }
 
-function diffs(series: ArrayLike<number>, from: number, to: number): Float64Array {
+function responses(series: ArrayLike<number>, from: number, to: number, levels: boolean): Float64Array {
+  if (levels) {
+    const y = new Float64Array(to - from + 1);
+    for (let i = from; i <= to; i++) y[i - from] = series[i] - series[from];
+    return y;
+  }
   const y = new Float64Array(to - from);
   for (let i = from; i < to; i++) y[i - from] = series[i + 1] - series[i];
   return y;
+}
+
+/**
+ * "Is route j still growing lately?": over rows from `fromRow` on, subtract what the whole-window
+ * fit says every other column kept, and fit route j's column alone. One unknown, so a short recent
+ * stretch still answers, and the other routes' leaks do not blur the answer.
+ */
+function recentOf(d: Design, y: Float64Array, whole: RetentionFit, j: number, fromRow: number, minScale: number): Coefficient | undefined {
+  const n = d.n - fromRow;
+  if (n < 3) return undefined;
+  const x1 = new Float64Array(n);
+  const y1 = new Float64Array(n);
+  let any = false;
+  for (let i = 0; i < n; i++) {
+    const row = (fromRow + i) * d.p;
+    let v = y[fromRow + i];
+    for (let k = 0; k < d.p; k++) if (k !== j) v -= d.x[row + k] * whole.coefficients[k].estimate;
+    y1[i] = v;
+    x1[i] = d.x[row + j];
+    if (x1[i] !== 0) any = true;
+  }
+  if (!any) return undefined;
+  return fitRetention(x1, y1, n, 1, { minScale }).coefficients[0];
 }
 
 /**
@@ -99,17 +139,20 @@ export function analyzeWindow(w: CheckpointWindow, options: AnalysisOptions = {}
   const minRouteRequests = options.minRouteRequests ?? 3;
   const maxColumns = options.maxColumns ?? 40;
   const minHeapScale = options.minHeapScale ?? 2048;
+  const minDof = options.minDof ?? 12;
+  const levels = (options.model ?? 'differences') === 'levels';
   const L = w.heap.length;
   const routeCount = w.counts.length;
   const windowRequests = w.counts.map((c) => (L > 0 ? c[L - 1] - c[0] : 0));
-  const empty = (): WindowAnalysis => ({
+  const empty = (needCheckpoints: number): WindowAnalysis => ({
     checkpoints: L, heapScale: 0, dropped: 0,
     routes: windowRequests.map((n) => {
       const evidence: RouteEvidence = { windowRequests: n, checkpoints: L };
-      return { modeled: false, windowRequests: n, evidence, verdict: decideVerdict(evidence, rules) };
+      const need = { ...rules, minCheckpoints: Math.max(rules.minCheckpoints, needCheckpoints) };
+      return { modeled: false, windowRequests: n, evidence, verdict: decideVerdict(evidence, need) };
     }),
   });
-  if (L < 3) return empty();
+  if (L < 3) return empty(3);
 
   const modeled = windowRequests
     .map((n, r) => ({ n, r }))
@@ -122,32 +165,31 @@ export function analyzeWindow(w: CheckpointWindow, options: AnalysisOptions = {}
   if (w.held !== undefined) for (let i = 1; i < L; i++) if (w.held[i] !== w.held[i - 1]) { hasHeld = true; break; }
 
   const mid = Math.floor((L - 1) / 2);
-  const full = design(w, 0, L - 1, modeled, hasHeld, routeCount);
-  const recent = design(w, mid, L - 1, modeled, hasHeld, routeCount);
-  // The window must have more intervals than columns, or nothing is identified.
-  if (full.n <= full.p) return empty();
+  const full = design(w, 0, L - 1, modeled, hasHeld, routeCount, levels);
+  const recentFrom = mid; // first row of the recent half
+  const fullDiffs = levels ? design(w, 0, L - 1, modeled, hasHeld, routeCount, false) : full;
+  // The window needs clearly more rows than columns: with only a few spare rows the fit is nearly
+  // exact, the residual scale collapses and every wiggle looks significant (seen on the zoo).
+  if (full.n < full.p + minDof) return empty(full.p + minDof + (levels ? 0 : 1));
 
-  const fit = (d: Design, series: ArrayLike<number>, from: number, minScale: number): RetentionFit =>
-    fitRetention(d.x, diffs(series, from, L - 1), d.n, d.p, { minScale });
+  const fit = (d: Design, series: ArrayLike<number>, from: number, minScale: number, lv = levels): RetentionFit =>
+    fitRetention(d.x, responses(series, from, L - 1, lv), d.n, d.p, { minScale });
+  const yHeap = responses(w.heap, 0, L - 1, levels);
   const heapAll = fit(full, w.heap, 0, minHeapScale);
-  const recentOk = recent.n > recent.p;
-  const heapRecent = recentOk ? fit(recent, w.heap, mid, minHeapScale) : undefined;
+  const yExt = w.external !== undefined ? responses(w.external, 0, L - 1, levels) : undefined;
   const extAll = w.external !== undefined ? fit(full, w.external, 0, 256) : undefined;
-  const extRecent = w.external !== undefined && recentOk ? fit(recent, w.external, mid, 256) : undefined;
 
   // Swing: do this route's requests add variance (memory moving both ways) to the heap residuals?
-  const sq = new Float64Array(full.n);
-  for (let i = 0; i < full.n; i++) sq[i] = heapAll.weights[i] > 0 ? heapAll.residuals[i] ** 2 : 0;
-  const swingFit = fitRetention(full.x, sq, full.n, full.p, { huber: 1e9, trim: 1e9, iterations: 1 });
+  // Tested on intervals (differences), where a route's swings are independent from one to the next.
+  const heapDiffs = levels ? fit(fullDiffs, w.heap, 0, minHeapScale, false) : heapAll;
+  const sq = new Float64Array(fullDiffs.n);
+  for (let i = 0; i < fullDiffs.n; i++) sq[i] = heapDiffs.weights[i] > 0 ? heapDiffs.residuals[i] ** 2 : 0;
+  const swingFit = fitRetention(fullDiffs.x, sq, fullDiffs.n, fullDiffs.p, { huber: 1e9, trim: 1e9, iterations: 1 });
 
-  const objectFits: Array<{ name: string; all: RetentionFit; recent?: RetentionFit }> = [];
+  const objectFits: Array<{ name: string; y: Float64Array; all: RetentionFit }> = [];
   for (const [name, series] of Object.entries(w.objects ?? {})) {
     if (series.length !== L || series[L - 1] === series[0]) continue;
-    objectFits.push({
-      name,
-      all: fit(full, series, 0, 0.5),
-      recent: recentOk ? fit(recent, series, mid, 0.5) : undefined,
-    });
+    objectFits.push({ name, y: responses(series, 0, L - 1, levels), all: fit(full, series, 0, 0.5) });
   }
 
   const routes: RouteAnalysis[] = [];
@@ -159,14 +201,13 @@ export function analyzeWindow(w: CheckpointWindow, options: AnalysisOptions = {}
       routes.push({ modeled: false, windowRequests: n, evidence, verdict: decideVerdict(evidence, rules) });
       continue;
     }
-    const jr = recent.columnOf[r];
     const evidence: RouteEvidence = {
       windowRequests: n,
       checkpoints: L,
-      heap: { all: heapAll.coefficients[j], recent: heapRecent?.coefficients[jr] },
-      external: extAll ? { all: extAll.coefficients[j], recent: extRecent?.coefficients[jr] } : undefined,
-      objects: objectFits.map((o) => ({ name: o.name, all: o.all.coefficients[j], recent: o.recent?.coefficients[jr] })),
-      swing: swingFit.coefficients[j],
+      heap: { all: heapAll.coefficients[j], recent: recentOf(full, yHeap, heapAll, j, recentFrom, minHeapScale) },
+      external: extAll && yExt ? { all: extAll.coefficients[j], recent: recentOf(full, yExt, extAll, j, recentFrom, 256) } : undefined,
+      objects: objectFits.map((o) => ({ name: o.name, all: o.all.coefficients[j], recent: recentOf(full, o.y, o.all, j, recentFrom, 0.5) })),
+      swing: swingFit.coefficients[fullDiffs.columnOf[r]],
     };
     routes.push({
       modeled: true,

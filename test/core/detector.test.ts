@@ -1,0 +1,146 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { randomBytes } from 'node:crypto';
+import express from 'express';
+import Fastify from 'fastify';
+import { leakwatch } from '../../src/express/index';
+import { fastifyLeakwatch } from '../../src/fastify/index';
+import type { LeakMonitor } from '../../src/core/monitor';
+import type { Detector } from '../../src/core/detector';
+import { listen, close } from '../helpers';
+
+// End to end on a real loopback server: one route keeps 20 KB per request (a flat hex string),
+// one keeps nothing. 20 KB/request is over a thousand times the checkpoint noise per request
+// measured on the zoo (10–25 KB per checkpoint spread over ~100 requests), so the margins do not
+// depend on the machine's load; traffic is seeded so every run sends the same sequence.
+
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const OPTIONS = { notice: false, mode: 'dev' as const, autoProbe: false, checkpointIntervalMs: 200, workers: 4 };
+
+/** Sends seeded GETs at concurrency 4 with a mix re-drawn every 60 requests. */
+async function drive(port: number, total: number, rng: () => number, agent: http.Agent): Promise<void> {
+  let sent = 0;
+  let leakShare = 0.5;
+  const one = (path: string): Promise<void> => new Promise((resolve, reject) => {
+    http.get({ host: '127.0.0.1', port, path, agent }, (res) => {
+      assert.equal(res.statusCode, 200);
+      res.resume();
+      res.on('end', () => resolve());
+    }).on('error', reject);
+  });
+  const worker = async (): Promise<void> => {
+    while (sent < total) {
+      if (sent % 60 === 0) leakShare = 0.1 + 0.8 * rng();
+      sent++;
+      await one(rng() < leakShare ? '/leak' : '/noop/' + Math.floor(rng() * 5));
+    }
+  };
+  await Promise.all([worker(), worker(), worker(), worker()]);
+}
+
+async function scenario(monitor: LeakMonitor, port: number, diag: (m: string) => void): Promise<void> {
+  const rng = mulberry32(42);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+  const detector = monitor.features.detector as Detector;
+  let noopEverGrowing = false;
+  let sent = 0;
+  try {
+    // Up to 6,000 requests; in practice it is growing after about 1,500 (the regression needs a
+    // dozen checkpoints more than it has columns).
+    while (sent < 6000) {
+      await drive(port, 300, rng, agent);
+      sent += 300;
+      await new Promise((r) => setTimeout(r, 250)); // let a time-based checkpoint run
+      const noop = monitor.route('GET', '/noop/:id');
+      if (noop?.verdict === 'growing') noopEverGrowing = true;
+      if (monitor.route('GET', '/leak')?.verdict === 'growing' && sent >= 1800) break;
+    }
+  } finally {
+    agent.destroy();
+  }
+  const leak = monitor.route('GET', '/leak')!;
+  const noop = monitor.route('GET', '/noop/:id')!;
+  assert.equal(leak.verdict, 'growing', `leak route: ${leak.verdictReason} after ${sent} requests, ${detector.taken} checkpoints`);
+  assert.equal(noopEverGrowing, false, 'the no-op route was never growing');
+  assert.notEqual(noop.verdict, 'growing', noop.verdictReason);
+  // The estimate is for 20,496 bytes (20,480 characters + a 16-byte header); a wide margin on purpose.
+  const est = leak.estimate!;
+  assert.ok(est.bytesPerRequest > 12_000 && est.bytesPerRequest < 30_000, `estimate ${est.bytesPerRequest}`);
+  assert.ok(est.low <= est.bytesPerRequest && est.bytesPerRequest <= est.high + 1);
+  assert.equal(est.basis.method, 'checkpoint-regression');
+  assert.ok(est.basis.checkpoints >= 10);
+  const projection = leak.findings.projection as { text: string; workers: number };
+  assert.match(projection.text, /KB\/request → .* after 1,000 requests; .* after 10,000 requests across 4 workers/);
+  diag(`growing after ${sent} requests, ${detector.taken} checkpoints; estimate ${Math.round(est.bytesPerRequest)} B (${Math.round(est.low)}–${Math.round(est.high)})`);
+  const pf = monitor.processFindings;
+  assert.ok(pf.checkpoints >= 10 && (pf.liveHeapBytes ?? 0) > 1e6 && pf.history.length > 0);
+  assert.ok(detector.taken >= 10);
+}
+
+function leakyRoutes(): { keep: string[]; leak: () => { kept: number } } {
+  const keep: string[] = [];
+  return { keep, leak: () => { keep.push(randomBytes(10240).toString('hex')); return { kept: keep.length }; } };
+}
+
+test('Express 5: a 20 KB/request leak is growing with an estimate near 20 KB; a no-op route never is', async (t) => {
+  const app = express();
+  const mw = leakwatch(OPTIONS);
+  app.use(mw);
+  const z = leakyRoutes();
+  app.get('/leak', (_req, res) => { res.json(z.leak()); });
+  app.get('/noop/:id', (req, res) => { res.json({ id: req.params.id }); });
+  const server = http.createServer(app);
+  const port = await listen(server);
+  t.after(async () => { mw.close(); await close(server); z.keep.length = 0; });
+  await scenario(mw.monitor, port, (m) => t.diagnostic(m));
+});
+
+test('Fastify 5: the same leak is growing and the no-op route is not', async (t) => {
+  const app = Fastify();
+  await app.register(fastifyLeakwatch, OPTIONS);
+  const z = leakyRoutes();
+  app.get('/leak', async () => z.leak());
+  app.get('/noop/:id', async (req) => ({ id: (req.params as { id: string }).id }));
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  t.after(async () => { await app.close(); z.keep.length = 0; });
+  const monitor = (app as unknown as { leakwatch: LeakMonitor }).leakwatch;
+  await scenario(monitor, (app.server.address() as { port: number }).port, (m) => t.diagnostic(m));
+});
+
+test('the detector never overwrites a verdict the probe set to leaking, and stops on close', async () => {
+  const app = express();
+  const mw = leakwatch(OPTIONS);
+  app.use(mw);
+  app.get('/noop/:id', (req, res) => { res.json({ id: req.params.id }); });
+  app.get('/leak', (_req, res) => { res.json({}); }); // keeps nothing here
+  const server = http.createServer(app);
+  const port = await listen(server);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+  await drive(port, 40, mulberry32(1), agent);
+  const stats = mw.monitor.route('GET', '/noop/:id')!;
+  stats.verdict = 'leaking';
+  stats.verdictReason = 'confirmed by a probe';
+  const detector = mw.monitor.features.detector as Detector;
+  const before = detector.taken;
+  assert.equal(await detector.checkpoint(), true);
+  assert.equal(detector.taken, before + 1);
+  assert.equal(stats.verdict, 'leaking');
+  assert.equal(stats.verdictReason, 'confirmed by a probe');
+  mw.close();
+  const after = detector.taken;
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(detector.taken, after, 'no checkpoint after close');
+  agent.destroy();
+  await close(server);
+});
