@@ -43,6 +43,18 @@ class Reader {
 
   constructor(private readonly fd: number) {}
 
+  /** File offset of the next unread byte. */
+  tell(): number {
+    return this.filePos - (this.end - this.pos);
+  }
+
+  /** Continues reading at a file offset. */
+  seek(offset: number): void {
+    this.filePos = offset;
+    this.pos = 0;
+    this.end = 0;
+  }
+
   /** Refills the buffer; returns false at end of file. */
   fill(): boolean {
     this.end = fs.readSync(this.fd, this.buf, 0, CHUNK, this.filePos);
@@ -298,33 +310,55 @@ export function analyzeSecond(file: string, boundaryId: number, opts: { maxGroup
 
     // Shortest retainer paths: one BFS from the synthetic root over strong edges.
     const paths = new Map<number, Array<[number, number]>>(); // sample node -> [edge, node] steps
+    let stringsAt = -1;
     if (pathsFor > 0 && ranked.length > 0) {
       const weak = etypes.indexOf('weak');
       const firstEdge = new Uint32Array(nodeCount + 1);
       for (let n = 0, e = 0; n < nodeCount; n++) { firstEdge[n] = e; e += nodes[n * F + ecOff]; firstEdge[n + 1] = e; }
-      const parentEdge = new Int32Array(nodeCount).fill(-1);
+      // The stack and handle scopes hold whatever the probe itself was touching when the snapshot
+      // was taken: a path through them says nothing about why the app keeps an object. Paths
+      // avoid them, unless there is no other.
+      const syntheticType = types.indexOf('synthetic');
+      const synthNames = new Set<number>();
+      for (let n = 0; n < nodeCount; n++) if (nodes[n * F + typeOff] === syntheticType) synthNames.add(nodes[n * F + nameOff]);
+      r.skipPast('"strings":[');
+      stringsAt = r.tell();
+      const synth = r.strings(synthNames);
+      const avoid = new Set<number>();
+      for (let n = 0; n < nodeCount; n++) {
+        if (nodes[n * F + typeOff] !== syntheticType) continue;
+        const name = synth.get(nodes[n * F + nameOff]) ?? '';
+        if (name.startsWith('(Stack roots') || name.startsWith('(Handle scope')) avoid.add(n);
+      }
+      const parentEdge = new Int32Array(nodeCount);
       const queue = new Uint32Array(nodeCount);
-      let head = 0;
-      let tail = 0;
-      queue[tail++] = 0;
-      parentEdge[0] = -2;
       // Paths for the largest groups, objects and closures first: they name the holder best.
       const named = (key: number): boolean => { const t = Math.floor(key / TWO32) - 1; return t === objectType || t === closureType; };
       const order = [...ranked.filter(([k]) => named(k)), ...ranked.filter(([k]) => !named(k))];
       const targets = new Set(order.slice(0, pathsFor).map(([, g]) => g.sample));
-      let remaining = targets.size;
-      while (head < tail && remaining > 0) {
-        const n = queue[head++];
-        for (let e = firstEdge[n]; e < firstEdge[n + 1]; e++) {
-          const eo = e * E;
-          if (edges[eo + etypeOff] === weak) continue;
-          const to = edges[eo + etoOff] / F;
-          if (parentEdge[to] !== -1) continue;
-          parentEdge[to] = e;
-          queue[tail++] = to;
-          if (targets.has(to)) remaining--;
+      const bfs = (skip: Set<number>): void => {
+        parentEdge.fill(-1);
+        let head = 0;
+        let tail = 0;
+        queue[tail++] = 0;
+        parentEdge[0] = -2;
+        let remaining = targets.size;
+        while (head < tail && remaining > 0) {
+          const n = queue[head++];
+          if (skip.has(n)) continue;
+          for (let e = firstEdge[n]; e < firstEdge[n + 1]; e++) {
+            const eo = e * E;
+            if (edges[eo + etypeOff] === weak) continue;
+            const to = edges[eo + etoOff] / F;
+            if (parentEdge[to] !== -1) continue;
+            parentEdge[to] = e;
+            queue[tail++] = to;
+            if (targets.has(to)) remaining--;
+          }
         }
-      }
+      };
+      bfs(avoid);
+      const unreached = [...targets].filter((t) => parentEdge[t] === -1);
       // Recover the parent node of an edge by binary search over firstEdge.
       const ownerOf = (e: number): number => {
         let lo = 0;
@@ -335,18 +369,25 @@ export function analyzeSecond(file: string, boundaryId: number, opts: { maxGroup
         }
         return lo;
       };
-      for (const target of targets) {
-        if (parentEdge[target] === -1) continue;
-        const steps: Array<[number, number]> = [];
-        let n = target;
-        while (n !== 0 && steps.length < 64) {
-          const e = parentEdge[n];
-          if (e < 0) break;
-          steps.push([e, n]);
-          n = ownerOf(e);
+      const collect = (only: Iterable<number>): void => {
+        for (const target of only) {
+          if (parentEdge[target] === -1) continue;
+          const steps: Array<[number, number]> = [];
+          let n = target;
+          while (n !== 0 && steps.length < 64) {
+            const e = parentEdge[n];
+            if (e < 0) break;
+            steps.push([e, n]);
+            n = ownerOf(e);
+          }
+          steps.reverse();
+          paths.set(target, steps);
         }
-        steps.reverse();
-        paths.set(target, steps);
+      };
+      collect(targets);
+      if (unreached.length > 0) {
+        bfs(new Set());
+        collect(unreached);
       }
     }
 
@@ -363,7 +404,7 @@ export function analyzeSecond(file: string, boundaryId: number, opts: { maxGroup
         if (!elementLike.has(edges[e * E + etypeOff])) wanted.add(edges[e * E + enameOff]);
       }
     }
-    r.skipPast('"strings":[');
+    if (stringsAt >= 0) r.seek(stringsAt); else r.skipPast('"strings":[');
     const strings = r.strings(wanted);
     const str = (i: number): string => strings.get(i) ?? '?';
 
