@@ -254,7 +254,6 @@ export class Detector {
           findings.nativeGrowth = { externalBytesPerRequest: ext.estimate, low: Math.max(0, ext.low), high: ext.high };
         }
       }
-      if (v.dataDependent) findings.dataDependent = true;
       if (v.basis?.startsWith('objects:')) {
         const name = v.basis.slice('objects:'.length);
         const o = ra.evidence.objects?.find((x) => x.name === name);

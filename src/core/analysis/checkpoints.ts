@@ -48,7 +48,7 @@ export interface AnalysisOptions {
    * `differences` (default): each interval on its own. Levels should use independent reading noise best, but on simulated zoo traffic they came out biased by ±50% where differences were within ±15%, and differences turn a step (lazy init, a table doubling) into one outlier that robust weighting drops.
    */
   model?: 'levels' | 'differences';
-  /** Rows beyond the number of columns needed before any route is judged. Default 12. */
+  /** Rows beyond the number of columns needed before any route is judged. Default 10. */
   minDof?: number;
 }
 
@@ -122,9 +122,8 @@ function recentOf(d: Design, y: Float64Array, whole: RetentionFit, j: number, fr
 /**
  * The detector's whole analysis of one window of checkpoints, as a pure function: regress the
  * change in live heap (and external memory, and object counts) between checkpoints on the
- * requests each route served in between; fit the recent half again to tell sustained growth from
- * growth that is flattening out; test whether a route's requests make memory swing both ways;
- * then decide each route's verdict.
+ * requests each route served in between; test the recent half again to tell sustained growth from
+ * growth that is flattening out; then decide each route's verdict.
  *
  * @example
  * ```ts
@@ -139,7 +138,7 @@ export function analyzeWindow(w: CheckpointWindow, options: AnalysisOptions = {}
   const minRouteRequests = options.minRouteRequests ?? 3;
   const maxColumns = options.maxColumns ?? 40;
   const minHeapScale = options.minHeapScale ?? 2048;
-  const minDof = options.minDof ?? 12;
+  const minDof = options.minDof ?? 10;
   const levels = (options.model ?? 'differences') === 'levels';
   const L = w.heap.length;
   const routeCount = w.counts.length;
@@ -167,7 +166,6 @@ export function analyzeWindow(w: CheckpointWindow, options: AnalysisOptions = {}
   const mid = Math.floor((L - 1) / 2);
   const full = design(w, 0, L - 1, modeled, hasHeld, routeCount, levels);
   const recentFrom = mid; // first row of the recent half
-  const fullDiffs = levels ? design(w, 0, L - 1, modeled, hasHeld, routeCount, false) : full;
   // The window needs clearly more rows than columns: with only a few spare rows the fit is nearly
   // exact, the residual scale collapses and every wiggle looks significant (seen on the zoo).
   if (full.n < full.p + minDof) return empty(full.p + minDof + (levels ? 0 : 1));
@@ -180,12 +178,6 @@ export function analyzeWindow(w: CheckpointWindow, options: AnalysisOptions = {}
   const extAll = w.external !== undefined ? fit(full, w.external, 0, 256) : undefined;
 
   // Swing: do this route's requests add variance (memory moving both ways) to the heap residuals?
-  // Tested on intervals (differences), where a route's swings are independent from one to the next.
-  const heapDiffs = levels ? fit(fullDiffs, w.heap, 0, minHeapScale, false) : heapAll;
-  const sq = new Float64Array(fullDiffs.n);
-  for (let i = 0; i < fullDiffs.n; i++) sq[i] = heapDiffs.weights[i] > 0 ? heapDiffs.residuals[i] ** 2 : 0;
-  const swingFit = fitRetention(fullDiffs.x, sq, fullDiffs.n, fullDiffs.p, { huber: 1e9, trim: 1e9, iterations: 1 });
-
   const objectFits: Array<{ name: string; y: Float64Array; all: RetentionFit }> = [];
   for (const [name, series] of Object.entries(w.objects ?? {})) {
     if (series.length !== L || series[L - 1] === series[0]) continue;
@@ -207,7 +199,6 @@ export function analyzeWindow(w: CheckpointWindow, options: AnalysisOptions = {}
       heap: { all: heapAll.coefficients[j], recent: recentOf(full, yHeap, heapAll, j, recentFrom, minHeapScale) },
       external: extAll && yExt ? { all: extAll.coefficients[j], recent: recentOf(full, yExt, extAll, j, recentFrom, 256) } : undefined,
       objects: objectFits.map((o) => ({ name: o.name, all: o.all.coefficients[j], recent: recentOf(full, o.y, o.all, j, recentFrom, 0.5) })),
-      swing: swingFit.coefficients[fullDiffs.columnOf[r]],
     };
     routes.push({
       modeled: true,

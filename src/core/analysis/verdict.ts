@@ -17,8 +17,6 @@ export interface RouteEvidence {
   external?: Signal;
   /** Object counts that grow with this route: globals, Timeouts, … */
   objects?: Array<{ name: string } & Signal>;
-  /** Variance this route adds to live heap per request (bytes² per request), if tested. */
-  swing?: Coefficient;
 }
 
 export interface VerdictRules {
@@ -39,7 +37,7 @@ export const DEFAULT_RULES: VerdictRules = {
   minCheckpoints: 8,
   minRequests: 60,
   minBytes: 256,
-  z: 4,
+  z: 3.5,
   zRecent: 2.5,
   minObjectsPerRequest: 0.2,
   zObjects: 6,
@@ -50,8 +48,6 @@ export interface VerdictResult {
   reason: string;
   /** Which evidence decided `growing`: 'heap', 'external' or 'objects:<name>'. */
   basis?: string;
-  /** Memory that rises and falls with this route's requests but does not accumulate. */
-  dataDependent?: boolean;
 }
 
 type Test = 'sustained' | 'flattening' | 'none';
@@ -110,14 +106,6 @@ export function decideVerdict(e: RouteEvidence, rules: VerdictRules = DEFAULT_RU
   }
   if (heap === 'flattening' || ext === 'flattening' || objectTest === 'flattening') {
     return { verdict: 'warming-up', reason: 'grew earlier in the window but the growth is flattening out (like a cache filling up)' };
-  }
-  const swing = e.swing;
-  if (swing !== undefined && swing.z >= 3 && swing.unconstrained > 0) {
-    return {
-      verdict: 'stable',
-      dataDependent: true,
-      reason: `memory follows the data: it rises and falls with this route's requests (±${formatBytes(Math.sqrt(swing.unconstrained))} per request) without accumulating`,
-    };
   }
   const c = e.heap?.all;
   return {
