@@ -65,7 +65,9 @@ export class LeakMonitor {
     this.options = resolveOptions(options);
     const o = this.options;
     this.prefixSlash = o.path + '/';
-    this.recorder = new Recorder(o.maxRoutes, o.historySize, o.sampleEvery, o.captureBodyLimit);
+    // Production mode reads heap deltas on sampled requests only: they are informational there
+    // (no per-request analysis uses them) and they were most of the per-request cost.
+    this.recorder = new Recorder(o.maxRoutes, o.historySize, o.sampleEvery, o.captureBodyLimit, o.mode === 'production');
     this.router = new Router(this.formToken);
     if (o.enabled) {
       gcWatch.acquire();

@@ -15,7 +15,10 @@ export interface RouteSummary {
   retainedBytesPerRequestHigh: number | null;
   externalBytesPerRequest: number | null;
   basis: { method: string; checkpoints: number; samples: number } | null;
-  /** Mean heap delta per request: the garbage a request makes, not what it keeps. */
+  /**
+   * Mean heap delta per request: the garbage a request makes, not what it keeps. Over every
+   * request in dev mode; over the sampled ones (one in `sampleEvery`) in production mode.
+   */
   garbageBytesPerRequest: number;
   externalDeltaPerRequest: number;
   meanDurationMs: number;
@@ -51,11 +54,12 @@ export function summarize(s: RouteStats): RouteSummary {
     retainedBytesPerRequestHigh: e ? e.high : null,
     externalBytesPerRequest: e ? e.externalBytesPerRequest : null,
     basis: e ? { ...e.basis } : null,
-    garbageBytesPerRequest: s.sumHeapDelta / n,
-    externalDeltaPerRequest: s.sumExternalDelta / n,
+    // Heap deltas are read on every request in dev mode, on sampled ones in production mode.
+    garbageBytesPerRequest: s.sumHeapDelta / (s.heapSamples || 1),
+    externalDeltaPerRequest: s.sumExternalDelta / (s.heapSamples || 1),
     meanDurationMs: s.sumDurationMs / n,
     meanConcurrency: s.sumInFlight / n + 1,
-    gcShare: s.withGc / n,
+    gcShare: s.withGc / (s.heapSamples || 1),
     serverErrors: s.serverErrors,
     aborted: s.aborted,
     resourceDeltaPerSampledRequest: resources,

@@ -16,6 +16,7 @@ import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import autocannon from 'autocannon';
 import { startServer, type ServerProc } from './server-proc';
+import type { CallgrindSplit } from './callgrind';
 import { RateClient, quantile } from './rate-client';
 import { fix, machine, median, minMax, pct, repoRoot, signed, table, writeResult } from './util';
 
@@ -53,11 +54,11 @@ function args(): Args {
     rate: Number(val('--rate') ?? 2000),
     callgrind: !a.includes('--no-callgrind'),
     only: val('--only'),
-    cgN: Number(val('--cg-n') ?? (quick ? 60 : 100)),
+    cgN: Number(val('--cg-n') ?? (quick ? 50 : 100)),
     // Callgrind slows node ~50×: these rates sit below what each framework then serves.
     cgRate: { express: Number(val('--cg-rate') ?? 25), fastify: Number(val('--cg-rate') ?? 50) },
     cgReps: Number(val('--cg-reps') ?? (quick ? 3 : 5)),
-    cgWarm: Number(val('--cg-warm') ?? (quick ? 600 : 1500)),
+    cgWarm: Number(val('--cg-warm') ?? (quick ? 1500 : 3000)),
     cgJobs: Number(val('--cg-jobs') ?? 2),
   };
 }
@@ -113,33 +114,44 @@ async function wallRun(c: Config, o: Args): Promise<Record<Workload, WallFigures
   }
 }
 
-interface CgFigures { rate: number; n: number; perRequest: number[]; iN: number[]; i2N: number[] }
+interface CgFigures {
+  rate: number; n: number;
+  /** Per pair: (X(2N) − X(N)) / N for program, GC and compile instructions. */
+  program: number[]; gc: number[]; compile: number[]; total: number[];
+  runs: Array<{ n: number; split: CallgrindSplit }>;
+}
 
 /**
  * Instructions per request under callgrind. After a warm-up, `reps` pairs of runs of N and 2N
  * requests at a fixed rate on kept-open connections, each bracketed by `callgrind_control -d`;
- * per pair (I(2N) − I(N)) / N, and the median over pairs: V8 still tiers functions up and down
- * long after start (a TurboFan compile is tens of millions of instructions), which lands in one
- * run now and then, and the median leaves those out.
+ * per pair (I(2N) − I(N)) / N, split into program, GC and compile instructions (callgrind.ts),
+ * and the median over pairs: V8 keeps tiering functions up and down long after start-up, which
+ * lands in one run now and then, and the median leaves those out.
  */
-async function callgrindRun(c: Config, o: Args, dir: string): Promise<Record<Workload, CgFigures>> {
-  const s: ServerProc = await startServer(c.framework, c.variant, { env: c.env, callgrindDir: dir, startTimeoutMs: 300_000 });
+async function callgrindRun(c: Config, o: Args, dir: string): Promise<Partial<Record<Workload, CgFigures>>> {
+  // V8 tiers a function up after a budget of bytecodes run; a 4× smaller budget reaches the
+  // optimized steady state in a warm-up of a few thousand requests, which callgrind can afford.
+  const s: ServerProc = await startServer(c.framework, c.variant, { env: c.env, callgrindDir: dir, startTimeoutMs: 300_000, nodeFlags: ['--interrupt-budget=32768'] });
   const rate = o.cgRate[c.framework];
   const client = await RateClient.open(s.port, 10);
+  // Peers are counted on the hello route; leakwatch and bare on both.
+  const workloads: Workload[] = o.quick || !(c.variant === 'bare' || c.variant.startsWith('leakwatch')) ? ['hello'] : ['hello', 'alloc'];
   try {
-    for (const p of Object.values(WORKLOADS)) await client.get(p, { rate: 10_000, total: o.cgWarm, timeoutMs: 600_000 });
-    const out = {} as Record<Workload, CgFigures>;
-    for (const w of Object.keys(WORKLOADS) as Workload[]) {
-      const f: CgFigures = { rate, n: o.cgN, perRequest: [], iN: [], i2N: [] };
+    for (const w of workloads) await client.get(WORKLOADS[w], { rate: 10_000, total: o.cgWarm, timeoutMs: 900_000 });
+    const out: Partial<Record<Workload, CgFigures>> = {};
+    for (const w of workloads) {
+      const f: CgFigures = { rate, n: o.cgN, program: [], gc: [], compile: [], total: [], runs: [] };
       for (let rep = 0; rep < o.cgReps; rep++) {
         await s.dump();
-        await client.get(WORKLOADS[w], { rate, total: o.cgN });
-        const iN = await s.dump();
-        await client.get(WORKLOADS[w], { rate, total: 2 * o.cgN });
-        const i2N = await s.dump();
-        f.iN.push(iN);
-        f.i2N.push(i2N);
-        f.perRequest.push((i2N - iN) / o.cgN);
+        await client.get(WORKLOADS[w], { rate, total: o.cgN, timeoutMs: 600_000 });
+        const a = await s.dump();
+        await client.get(WORKLOADS[w], { rate, total: 2 * o.cgN, timeoutMs: 600_000 });
+        const b = await s.dump();
+        f.runs.push({ n: o.cgN, split: a }, { n: 2 * o.cgN, split: b });
+        f.program.push((b.program - a.program) / o.cgN);
+        f.gc.push((b.gc - a.gc) / o.cgN);
+        f.compile.push((b.compile - a.compile) / o.cgN);
+        f.total.push((b.total - a.total) / o.cgN);
       }
       out[w] = f;
     }
@@ -181,7 +193,7 @@ async function main(): Promise<void> {
     }
   }
 
-  const cg = new Map<string, Record<Workload, CgFigures>>();
+  const cg = new Map<string, Partial<Record<Workload, CgFigures>>>();
   if (o.callgrind) {
     const dir = path.join(os.tmpdir(), `leakwatch-cg-${process.pid}`);
     const queue = [...configs];
@@ -190,7 +202,7 @@ async function main(): Promise<void> {
         try {
           const f = await callgrindRun(c, o, dir);
           cg.set(key(c), f);
-          process.stdout.write(`  callgrind ${key(c).padEnd(32)} hello ${fix(median(f.hello.perRequest), 0)} alloc ${fix(median(f.alloc.perRequest), 0)} instr/req  (${Math.round((Date.now() - t0) / 1000)} s)\n`);
+          process.stdout.write(`  callgrind ${key(c).padEnd(32)} hello ${fix(median(f.hello?.program ?? []), 0)} alloc ${fix(median(f.alloc?.program ?? []), 0)} program instr/req  (${Math.round((Date.now() - t0) / 1000)} s)\n`);
         } catch (e) {
           process.stdout.write(`  callgrind ${key(c)} failed: ${(e as Error).message.slice(0, 300)}\n`);
         }
@@ -212,8 +224,8 @@ async function main(): Promise<void> {
         : pairs.filter((p) => p.config === k).map((p) => ({ v: p.variant[w], b: p.bare[w] }));
       const kept = mine.map((p) => p.v.rps / p.b.rps);
       const cpuRatio = mine.map((p) => p.v.cpuUsPerReq / p.b.cpuUsPerReq);
-      const cgMine = cg.get(k)?.[w].perRequest ?? [];
-      const cgBare = cg.get(bareKey)?.[w].perRequest ?? [];
+      const cgMine = cg.get(k)?.[w]?.program ?? [];
+      const cgBare = cg.get(bareKey)?.[w]?.program ?? [];
       const [keptMin, keptMax] = minMax(kept);
       const [cpuMin, cpuMax] = minMax(cpuRatio);
       summary[k][w] = {
@@ -228,6 +240,9 @@ async function main(): Promise<void> {
         cpuRatio: median(cpuRatio), cpuMin, cpuMax,
         instrPerReq: median(cgMine),
         instrRatio: median(cgMine) / median(cgBare),
+        instrSpread: (() => { const [lo, hi] = minMax(cgMine); return (hi - lo) / median(cgMine); })(),
+        gcInstrPerReq: median(cg.get(k)?.[w]?.gc ?? []),
+        compileInstrPerReq: median(cg.get(k)?.[w]?.compile ?? []),
         errors: mine.reduce((s, p) => s + p.v.errors + p.v.rateErrors, 0),
         pairs: mine.length,
       };
@@ -242,7 +257,7 @@ async function main(): Promise<void> {
         const bare = c.variant === 'bare';
         return [
           c.variant,
-          fix(s.instrPerReq, 0), bare ? '' : pct(s.instrRatio),
+          fix(s.instrPerReq, 0), bare ? '' : pct(s.instrRatio), fix(s.gcInstrPerReq, 0),
           fix(s.cpuUsPerReq, 1), bare ? '' : pct(s.cpuRatio, 0) + (s.pairs > 1 ? ` (${pct(s.cpuMin, 0)}…${pct(s.cpuMax, 0)})` : ''),
           fix(s.rps, 0), bare ? '1.00' : fix(s.kept) + (s.pairs > 1 ? ` (${fix(s.keptMin)}–${fix(s.keptMax)})` : ''),
           bare ? fix(s.rateP50us, 0) : signed(s.p50AddedUs, 0),
@@ -252,13 +267,13 @@ async function main(): Promise<void> {
       });
       lines.push(`\n### ${fw === 'express' ? 'Express 5' : 'Fastify 5'}, ${w === 'hello' ? 'GET /hello/:name' : 'GET /alloc/:name (~50 KB garbage per request)'}\n`);
       lines.push(table([
-        'variant', 'instr/req (callgrind)', 'instr added', `CPU µs/req @${o.rate}/s`, 'CPU added (min…max)',
+        'variant', 'instr/req (callgrind)', 'instr added', 'GC instr/req', `CPU µs/req @${o.rate}/s`, 'CPU added (min…max)',
         'req/s (sat.)', 'req/s kept (min–max)', `p50 µs @${o.rate}/s (added)`, `p99 µs @${o.rate}/s (added)`, 'errors',
       ], rows));
     }
   }
   console.log(lines.join('\n'));
-  console.log(`\ninstr = server instructions per request under callgrind (node --single-threaded; Express ${o.cgRate.express} req/s, Fastify ${o.cgRate.fastify} req/s; median over ${o.cgReps} pairs of (I(2N)−I(N))/N, N=${o.cgN}, after ${o.cgWarm} warm-up requests per route).`);
+  console.log(`\ninstr/req = server instructions per request under callgrind, program part (V8 GC and JIT-compiler instructions counted apart; GC in its own column), node --single-threaded --interrupt-budget=32768, fixed rate Express ${o.cgRate.express} req/s, Fastify ${o.cgRate.fastify} req/s; median over ${o.cgReps} pairs of (I(2N)−I(N))/N, N=${o.cgN}, after ${o.cgWarm} warm-up requests per route. Dev mode's checkpoints run on wall-clock time, which callgrind stretches ~50×, so its GC column is that of a server at the callgrind rate.`);
   console.log(`CPU, req/s and latency are wall-clock: medians over ${o.rounds} A/B pair(s) with a fresh bare run each; this machine drifts by tens of % between identical runs.`);
   const file = writeResult('overhead', { machine: machine(), command, commit, options: o, summary, pairs, callgrind: Object.fromEntries(cg), seconds: (Date.now() - t0) / 1000 });
   console.log(`\n${Math.round((Date.now() - t0) / 1000)} s; raw figures in ${path.relative(repoRoot, file)}`);

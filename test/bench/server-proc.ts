@@ -3,6 +3,7 @@ import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
+import { splitCallgrind, type CallgrindSplit } from './callgrind';
 
 const appJs = path.join(__dirname, 'overhead-app.js');
 
@@ -12,7 +13,7 @@ export interface ServerProc {
   /** User + system CPU of the server process so far, µs (process.cpuUsage, asked over stdin). */
   cpu(): Promise<number>;
   /** Callgrind only: dumps and zeroes the counters; resolves to the instructions since the last dump. */
-  dump(): Promise<number>;
+  dump(): Promise<CallgrindSplit>;
   stop(): Promise<void>;
   stderr(): string;
 }
@@ -91,9 +92,11 @@ export async function startServer(framework: string, variant: string, opts: Star
       dumps++;
       const file = path.join(opts.callgrindDir, `cg.${child.pid}.out.${dumps}`);
       for (let i = 0; i < 200 && !fs.existsSync(file); i++) await new Promise((r) => setTimeout(r, 50));
+      const split = splitCallgrind(file);
       const n = totalsOf(file);
+      if (Math.abs(n - split.total) > 1e-6 * n) throw new Error(`callgrind parse mismatch in ${file}: ${split.total} vs totals ${n}`);
       if (!process.env.LEAKWATCH_KEEP_CALLGRIND) fs.rmSync(file, { force: true });
-      return n;
+      return split;
     },
     stop: async () => {
       if (exited) return;
