@@ -1,7 +1,17 @@
+/** The longest a gate may stay closed: one hour (setTimeout's own limit is about 24.8 days). */
+export const MAX_CLOSE_MS = 3_600_000;
+
 /**
  * The isolation gate: while it is closed, new requests wait at the door so that a checkpoint or a
  * probe sees the process alone. It always reopens: every close has a deadline, so no request can
  * wait forever even if its owner forgets or crashes.
+ *
+ * @example
+ * ```ts
+ * const token = monitor.gate.close(5_000); // undefined if someone else holds it
+ * try { await measureAlone(); } finally { if (token) monitor.gate.open(token); }
+ * // adapters: const wait = monitor.gate.admit(); if (wait) await wait;
+ * ```
  */
 export class Gate {
   private waiting: Array<() => void> = [];
@@ -30,6 +40,9 @@ export class Gate {
   /** Closes the gate for at most `maxMs`. Returns a token to reopen it, or undefined if already closed. */
   close(maxMs: number): symbol | undefined {
     if (this.owner !== undefined) return undefined;
+    // setTimeout fires at once (with a process warning) past 2^31-1 ms and treats NaN as 1 ms:
+    // clamp, so a bad figure neither warns in the host's logs nor holds requests unbounded.
+    maxMs = Number.isFinite(maxMs) ? Math.min(Math.max(0, maxMs), MAX_CLOSE_MS) : MAX_CLOSE_MS;
     const token = Symbol('gate');
     this.owner = token;
     this.closedAt = performance.now();
