@@ -11,8 +11,10 @@ import { project, secondsToLimit } from './analysis/projection';
 export const WINDOW = 64;
 /** Live-heap history kept for /api/process (bounded). */
 const HISTORY = 120;
-/** Object-count series tracked besides the heap: new globals plus this many active-resource types. */
-const RESOURCE_TYPES = 8;
+/** Object-count series tracked besides the heap (globals, active-resource types, listener counts). */
+const OBJECT_SERIES = 14;
+/** Emitters whose listener count is followed after a MaxListenersExceededWarning. */
+const WARNED_EMITTERS = 4;
 /** Longest the gate is closed for one checkpoint, and longest we wait for in-flight requests. */
 const GATE_MAX_MS = 400;
 const DRAIN_MAX_MS = 200;
@@ -63,8 +65,11 @@ export class Detector {
   /** counts[route] is a ring aligned with `points`. */
   private readonly counts: Float64Array[] = [];
   private readonly points: Point[] = [];
-  private readonly objectNames: string[] = ['globals'];
-  private readonly objects: Float64Array[] = [new Float64Array(WINDOW)];
+  private readonly objectNames: string[] = [];
+  private readonly objects: Float64Array[] = [];
+  /** Emitters Node warned about (weakly held: the detector must not keep them alive). */
+  private readonly warned: Array<{ name: string; type: string | symbol; emitter: WeakRef<{ listenerCount(t: unknown): number }> }> = [];
+  private readonly warningListener = (w: Error): void => { try { this.onWarning(w); } catch (e) { this.monitor.fault(e); } };
   private head = 0;
   private size = 0;
   private timer: NodeJS.Timeout | undefined;
@@ -86,6 +91,8 @@ export class Detector {
   constructor(private readonly monitor: LeakMonitor) {}
 
   start(): void {
+    // Listening does not silence Node's own printing of the warning.
+    process.on('warning', this.warningListener);
     if (this.monitor.options.mode === 'dev') {
       this.timer = setInterval(() => this.tick(), TICK_MS);
       this.timer.unref();
@@ -100,6 +107,7 @@ export class Detector {
     this.timer = undefined;
     this.offGc?.();
     this.offGc = undefined;
+    process.off('warning', this.warningListener);
   }
 
   private tick(): void {
@@ -171,8 +179,7 @@ export class Detector {
     }
     const slot = this.head;
     for (let r = 0; r < this.counts.length; r++) this.counts[r][slot] = this.routeStats[r].requests;
-    this.objects[0][slot] = Object.getOwnPropertyNames(globalThis).length;
-    if (p.forced) this.sampleResources(slot);
+    this.sampleObjects(slot, p.forced);
     if (this.points.length < WINDOW) this.points.push(p); else this.points[slot] = p;
     this.head = (this.head + 1) % WINDOW;
     if (this.size < WINDOW) this.size++;
@@ -182,17 +189,45 @@ export class Detector {
     if (f.history.length > HISTORY) f.history.splice(0, f.history.length - HISTORY);
   }
 
-  private sampleResources(slot: number): void {
-    const byType = new Map<string, number>();
-    for (const t of process.getActiveResourcesInfo()) byType.set(t, (byType.get(t) ?? 0) + 1);
-    for (const [t, n] of byType) {
-      if (this.objectNames.includes(t) || this.objectNames.length > RESOURCE_TYPES) continue;
-      this.objectNames.push(t);
-      // A type first seen now counted zero before: fill its past with the present level so the
+  /**
+   * Object counts that are exact (no GC noise), so a route that adds one per request stands out
+   * after a few checkpoints: new globals (the seed's FooA, FooB, …), active handles by type, and
+   * the listener count of every emitter Node warned about (MaxListenersExceededWarning).
+   */
+  private sampleObjects(slot: number, withResources: boolean): void {
+    const levels = new Map<string, number>();
+    levels.set('globals', Object.getOwnPropertyNames(globalThis).length);
+    if (withResources) {
+      for (const t of process.getActiveResourcesInfo()) levels.set(t, (levels.get(t) ?? 0) + 1);
+    }
+    for (const w of this.warned) {
+      const emitter = w.emitter.deref();
+      levels.set(w.name, emitter === undefined ? 0 : emitter.listenerCount(w.type));
+    }
+    for (const [name, n] of levels) {
+      if (this.objectNames.includes(name) || this.objectNames.length >= OBJECT_SERIES) continue;
+      this.objectNames.push(name);
+      // A series first seen now counted zero before: fill its past with the present level so its
       // first appearance is not read as growth of whatever route happened to run.
       this.objects.push(new Float64Array(WINDOW).fill(n));
     }
-    for (let i = 1; i < this.objectNames.length; i++) this.objects[i][slot] = byType.get(this.objectNames[i]) ?? 0;
+    for (let i = 0; i < this.objectNames.length; i++) {
+      const v = levels.get(this.objectNames[i]);
+      // Resource types are only read at forced checkpoints: keep the last level in between.
+      const prev = this.objects[i][(slot + WINDOW - 1) % WINDOW];
+      this.objects[i][slot] = v ?? (withResources ? 0 : prev);
+    }
+  }
+
+  private onWarning(w: Error): void {
+    const x = w as Error & { emitter?: { listenerCount?(t: unknown): number }; type?: unknown; count?: number };
+    if (w.name !== 'MaxListenersExceededWarning' || x.emitter === undefined || typeof x.emitter.listenerCount !== 'function') return;
+    if (this.warned.length >= WARNED_EMITTERS) return;
+    const type = x.type as string | symbol;
+    const ctor = (x.emitter as object).constructor?.name ?? 'EventEmitter';
+    const name = `listeners:${ctor}.${String(type)}`;
+    if (this.warned.some((e) => e.name === name && e.emitter.deref() === x.emitter)) return;
+    this.warned.push({ name, type, emitter: new WeakRef(x.emitter as { listenerCount(t: unknown): number }) });
   }
 
   /** The ring as oldest-first arrays. */

@@ -39,7 +39,7 @@ async function main(): Promise<void> {
   let errors = 0;
   const t0 = performance.now();
   const pick = (): string => {
-    if (cfg.phase > 0 && sent % cfg.phase === 0) weights = cfg.routes.map(() => rng() ** 3);
+    if (cfg.phase > 0 && sent % cfg.phase === 0) weights = cfg.routes.map(() => rng() ** 2);
     const sum = weights.reduce((a, b) => a + b, 0);
     let u = rng() * sum;
     let r = 0;

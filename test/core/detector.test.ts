@@ -144,3 +144,27 @@ test('the detector never overwrites a verdict the probe set to leaking, and stop
   agent.destroy();
   await close(server);
 });
+
+test('production mode never forces a GC: no timer, checkpoints only at natural mark-sweeps', async () => {
+  const app = express();
+  const mw = leakwatch({ ...OPTIONS, mode: 'production' });
+  app.use(mw);
+  app.get('/noop/:id', (req, res) => { res.json({ id: req.params.id }); });
+  app.get('/leak', (_req, res) => { res.json({}); });
+  const server = http.createServer(app);
+  const port = await listen(server);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+  try {
+    await drive(port, 400, mulberry32(2), agent);
+    await new Promise((r) => setTimeout(r, 400));
+    const pf = mw.monitor.processFindings;
+    for (const [, , forced] of pf.history) assert.equal(forced, 0, 'a forced GC was recorded in production mode');
+    const detector = mw.monitor.features.detector as Detector;
+    assert.equal(detector.costMs, 0, 'no checkpoint time spent');
+    assert.equal(mw.monitor.gate.held, 0, 'the gate never held a request');
+  } finally {
+    agent.destroy();
+    mw.close();
+    await close(server);
+  }
+});
