@@ -67,9 +67,12 @@ export class ScopeReader {
   }
 
   private async one(fn: Function, lines: string[]): Promise<void> {
-    lines.push(`${fn.name || '(anonymous)'}()`);
+    lines.push(`${(fn.name || '(anonymous)').replace(/^bound /, '')}()`);
     const id = await this.remoteOf(fn);
-    const p = await this.props(id);
+    let p = await this.props(id);
+    // Fastify hands out bound handlers: their closure is the target function's.
+    const target = p.internalProperties?.find((x) => x.name === '[[TargetFunction]]')?.value?.objectId;
+    if (target !== undefined) p = await this.props(target);
     const scopes = p.internalProperties?.find((x) => x.name === '[[Scopes]]')?.value?.objectId;
     if (scopes === undefined) { lines.push('  (no scopes)'); return; }
     const list = await this.props(scopes);
