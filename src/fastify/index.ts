@@ -1,5 +1,6 @@
 import fp from 'fastify-plugin';
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
+import type { ServerResponse } from 'node:http';
 import { LeakMonitor } from '../core/monitor';
 import { UNMATCHED } from '../core/recorder';
 import type { RequestState } from '../core/recorder';
@@ -25,15 +26,45 @@ const plugin: FastifyPluginAsync<LeakwatchOptions> = async (fastify: FastifyInst
   fastify.addHook('onClose', async () => { monitor.close(); });
   if (!monitor.options.enabled) return;
 
-  const states = new WeakMap<FastifyRequest, RequestState>();
+  interface Pending { request: FastifyRequest; state: RequestState }
+  const pending = new WeakMap<ServerResponse, Pending>();
 
-  function track(request: FastifyRequest): void {
-    const state = monitor.start();
-    if (state !== undefined) states.set(request, state);
+  // The end of a request is read from the raw response ('finish', or 'close' when the client
+  // went away first), through one shared listener, instead of onResponse and onRequestAbort
+  // hooks: with those, Fastify sets up per-request closures and listeners of its own
+  // (setupResponseListeners, a 'close' closure), which cost more than all of leakwatch's work.
+  function onResponseDone(this: ServerResponse): void {
+    const res = this;
+    const p = pending.get(res);
+    if (p === undefined) return;
+    pending.delete(res);
+    try {
+      const request = p.request;
+      const aborted = !res.writableEnded;
+      const stats = monitor.finish(p.state, request.method, request.routeOptions?.url ?? UNMATCHED, aborted ? 0 : res.statusCode, aborted, request.raw, aborted ? undefined : request.body);
+      // The probe's scope diff lists the closure of the route's handler.
+      if (stats?.lastRequest !== undefined) stats.lastRequest.handlerRef = request.routeOptions?.handler;
+    } catch (e) {
+      monitor.fault(e);
+    }
   }
 
-  // Callback-style hooks on the request path: Fastify runs them without the promise and the
-  // microtask that an async hook costs on every request (bench:overhead counts the instructions).
+  function track(request: FastifyRequest, reply: FastifyReply): void {
+    const state = monitor.start();
+    if (state === undefined) return;
+    try {
+      const res = reply.raw;
+      pending.set(res, { request, state });
+      res.on('finish', onResponseDone);
+      res.on('close', onResponseDone);
+    } catch (e) {
+      monitor.recorder.abandon();
+      monitor.fault(e);
+    }
+  }
+
+  // A callback-style hook: Fastify runs it without the promise and the microtask that an async
+  // hook costs on every request (bench:overhead counts the instructions).
   fastify.addHook('onRequest', (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => {
     let own = false;
     try { own = monitor.isOwnPath(request.raw.url); } catch (e) { monitor.fault(e); }
@@ -45,34 +76,9 @@ const plugin: FastifyPluginAsync<LeakwatchOptions> = async (fastify: FastifyInst
     }
     if (monitor.isProbeRequest(request.raw)) { done(); return; }
     const wait = monitor.gate.admit();
-    if (wait === undefined) { track(request); done(); return; }
-    const go = (): void => { track(request); done(); };
+    if (wait === undefined) { track(request, reply); done(); return; }
+    const go = (): void => { track(request, reply); done(); };
     wait.then(go, go);
-  });
-
-  fastify.addHook('onResponse', (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => {
-    const state = states.get(request);
-    if (state !== undefined) {
-      states.delete(request);
-      try {
-        const url = request.routeOptions?.url;
-        const aborted = !reply.raw.writableEnded;
-        const stats = monitor.finish(state, request.method, url ?? UNMATCHED, reply.statusCode, aborted, request.raw, request.body);
-        // The probe's scope diff lists the closure of the route's handler.
-        if (stats?.lastRequest !== undefined) stats.lastRequest.handlerRef = request.routeOptions?.handler;
-      } catch (e) {
-        monitor.fault(e);
-      }
-    }
-    done();
-  });
-
-  // A client that goes away before the response is done never reaches onResponse.
-  fastify.addHook('onRequestAbort', async (request: FastifyRequest) => {
-    const state = states.get(request);
-    if (state === undefined) return;
-    states.delete(request);
-    monitor.finish(state, request.method, request.routeOptions?.url ?? UNMATCHED, 0, true, request.raw);
   });
 
   fastify.addHook('onListen', async () => {

@@ -43,6 +43,12 @@ async function expressApp(variant: Variant): Promise<() => Promise<number>> {
       app.use(mw);
       break;
     }
+    case 'empty-middleware': {
+      // The floor of any per-request middleware on Express: one that listens for the response's end.
+      const done = (): void => {};
+      app.use((_req: unknown, res: { on(e: string, f: () => void): void }, next: () => void) => { res.on('finish', done); next(); });
+      break;
+    }
     case 'express-prom-bundle': {
       const promBundle = require('express-prom-bundle');
       app.use(promBundle({ includeMethod: true, includePath: true }));
@@ -78,6 +84,13 @@ async function fastifyApp(variant: Variant): Promise<() => Promise<number>> {
     case 'leakwatch-prod': {
       const { fastifyLeakwatch } = require('../../src/fastify/index');
       await fastify.register(fastifyLeakwatch, variant === 'leakwatch-prod' ? { enabled: true, logger: log() } : { logger: log() });
+      break;
+    }
+    case 'empty-hooks': {
+      // The floor of any per-request plugin on Fastify: an onRequest and an onResponse hook that
+      // do nothing (callback style, the cheaper kind).
+      fastify.addHook('onRequest', (_req: unknown, _reply: unknown, done: () => void) => { done(); });
+      fastify.addHook('onResponse', (_req: unknown, _reply: unknown, done: () => void) => { done(); });
       break;
     }
     case 'fastify-metrics': {

@@ -24,12 +24,14 @@ interface Config { framework: 'express' | 'fastify'; variant: string; env?: Reco
 
 const CONFIGS: Config[] = [
   { framework: 'express', variant: 'bare' },
+  { framework: 'express', variant: 'empty-middleware' },
   { framework: 'express', variant: 'leakwatch-dev' },
   { framework: 'express', variant: 'leakwatch-prod', env: { NODE_ENV: 'production' } },
   { framework: 'express', variant: 'express-prom-bundle' },
   { framework: 'express', variant: 'express-status-monitor' },
   { framework: 'express', variant: 'swagger-stats' },
   { framework: 'fastify', variant: 'bare' },
+  { framework: 'fastify', variant: 'empty-hooks' },
   { framework: 'fastify', variant: 'leakwatch-dev' },
   { framework: 'fastify', variant: 'leakwatch-prod', env: { NODE_ENV: 'production' } },
   { framework: 'fastify', variant: 'fastify-metrics' },
@@ -41,6 +43,7 @@ type Workload = keyof typeof WORKLOADS;
 interface Args {
   quick: boolean; rounds: number; seconds: number; rate: number; callgrind: boolean; only?: string;
   cgN: number; cgRate: Record<string, number>; cgReps: number; cgWarm: number; cgJobs: number;
+  variants?: string[];
 }
 
 function args(): Args {
@@ -54,6 +57,7 @@ function args(): Args {
     rate: Number(val('--rate') ?? 2000),
     callgrind: !a.includes('--no-callgrind'),
     only: val('--only'),
+    variants: val('--variants')?.split(','),
     cgN: Number(val('--cg-n') ?? (quick ? 50 : 100)),
     // Callgrind slows node ~50×: these rates sit below what each framework then serves.
     cgRate: { express: Number(val('--cg-rate') ?? 25), fastify: Number(val('--cg-rate') ?? 50) },
@@ -167,7 +171,7 @@ const key = (c: Config): string => `${c.framework}/${c.variant}`;
 async function main(): Promise<void> {
   const o = args();
   const t0 = Date.now();
-  const configs = CONFIGS.filter((c) => o.only === undefined || c.framework === o.only);
+  const configs = CONFIGS.filter((c) => (o.only === undefined || c.framework === o.only) && (o.variants === undefined || c.variant === 'bare' || o.variants.includes(c.variant)));
   const command = `npm run bench:overhead${process.argv.length > 2 ? ' -- ' + process.argv.slice(2).join(' ') : ''}`;
   let commit = '';
   try { commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: repoRoot }).toString().trim(); } catch { /* not a checkout */ }
