@@ -137,7 +137,7 @@ async function main(): Promise<void> {
     process.send!({
       outcomes,
       total: monitor.recorder.totalRequests,
-      detector: { taken: det.taken, skipped: det.skipped, costMs: det.costMs, drainMs: det.drainMs, gcMs: det.gcMs, heapScale: det.last?.heapScale ?? null },
+      detector: { taken: det.taken, skipped: det.skipped, costMs: det.costMs, drainMs: det.drainMs, gcMs: det.gcMs, analyzeMs: det.analyzeMs, heapScale: det.last?.heapScale ?? null },
       process: { ...monitor.processFindings, history: monitor.processFindings.history.length },
       gate: { held: monitor.gate.held, longestHoldMs: monitor.gate.longestHoldMs },
     }, () => { void stop().then(() => process.exit(0)); });

@@ -4,7 +4,7 @@
 // together) it took until the verdict was right and stayed right. Writes the same as JSON under
 // bench-results/.
 //
-// Options: --rate N (requests/s over all connections, default 400; 0 = flat out), --requests N
+// Options: --rate N (requests/s over all connections, default 200; 0 = flat out), --requests N
 // (default 5000), --seed N, --framework express|fastify, --phase N (requests per mix phase).
 import { fork, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -23,7 +23,7 @@ function arg(name: string, def: string): string {
   return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : def;
 }
 
-const RATE = Number(arg('rate', '400'));
+const RATE = Number(arg('rate', '200'));
 const REQUESTS = Number(arg('requests', '5000'));
 const SEED = Number(arg('seed', '1'));
 const PHASE = Number(arg('phase', '250'));
@@ -38,7 +38,7 @@ interface RunResult {
   seconds: number;
   errors: number;
   outcomes: Array<RouteOutcome & { truthBytesPerRequest: number; truthExternalBytesPerRequest: number; errorPct: number | null; right: boolean }>;
-  detector: { taken: number; skipped: number; costMs: number; drainMs: number; gcMs: number; heapScale: number | null };
+  detector: { taken: number; skipped: number; costMs: number; drainMs: number; gcMs: number; analyzeMs: number; heapScale: number | null };
   process: Record<string, unknown>;
   gate: { held: number; longestHoldMs: number };
 }
@@ -119,7 +119,7 @@ async function main(): Promise<void> {
   for (const r of results) {
     const title = r.run === 'zoo' ? `all ${r.outcomes.length} zoo scenarios` : `a 1 KB/request leak among ${r.outcomes.length} routes`;
     console.log(`### ${r.framework}: ${title}, ${r.requests} requests in ${r.seconds.toFixed(1)} s (${r.errors} errors)`);
-    console.log(`checkpoints ${r.detector.taken} (skipped ${r.detector.skipped}), ${r.detector.costMs.toFixed(0)} ms in checkpoints (drain ${r.detector.drainMs.toFixed(0)} ms, forced GC ${r.detector.gcMs.toFixed(0)} ms) = ${(r.detector.costMs / 10 / r.seconds).toFixed(1)}% of wall time, residual scale ${kb(r.detector.heapScale)}, longest gate hold ${r.gate.longestHoldMs.toFixed(0)} ms`);
+    console.log(`checkpoints ${r.detector.taken} (skipped ${r.detector.skipped}), ${r.detector.costMs.toFixed(0)} ms in checkpoints (drain ${r.detector.drainMs.toFixed(0)} ms, forced GC ${r.detector.gcMs.toFixed(0)} ms, analysis ${r.detector.analyzeMs.toFixed(0)} ms) = ${(r.detector.costMs / 10 / r.seconds).toFixed(1)}% of wall time, residual scale ${kb(r.detector.heapScale)}, longest gate hold ${r.gate.longestHoldMs.toFixed(0)} ms`);
     console.log(table(r));
     const wrong = r.outcomes.filter((o) => !o.right).map((o) => o.name);
     const falseAlarms = r.outcomes.filter((o) => o.kind === 'control' && o.firstGrowingAtTotal !== null).map((o) => o.name);
