@@ -27,6 +27,7 @@ const plugin: FastifyPluginAsync<LeakwatchOptions> = async (fastify: FastifyInst
   if (!monitor.options.enabled) return;
 
   interface Pending { request: FastifyRequest; state: RequestState }
+  interface RouteContext { config?: { url?: string }; handler?: unknown }
   const pending = new WeakMap<ServerResponse, Pending>();
 
   // The end of a request is read from the raw response ('finish', or 'close' when the client
@@ -41,12 +42,28 @@ const plugin: FastifyPluginAsync<LeakwatchOptions> = async (fastify: FastifyInst
     try {
       const request = p.request;
       const aborted = !res.writableEnded;
-      const stats = monitor.finish(p.state, request.method, request.routeOptions?.url ?? UNMATCHED, aborted ? 0 : res.statusCode, aborted, request.raw, aborted ? undefined : request.body);
+      const ctx = routeContext(request);
+      const url = ctx !== undefined ? ctx.config?.url : request.routeOptions?.url;
+      const stats = monitor.finish(p.state, request.method, url ?? UNMATCHED, aborted ? 0 : res.statusCode, aborted, request.raw, aborted ? undefined : request.body);
       // The probe's scope diff lists the closure of the route's handler.
-      if (stats?.lastRequest !== undefined) stats.lastRequest.handlerRef = request.routeOptions?.handler;
+      if (stats?.lastRequest !== undefined) stats.lastRequest.handlerRef = ctx !== undefined ? ctx.handler : request.routeOptions?.handler;
     } catch (e) {
       monitor.fault(e);
     }
+  }
+
+  // `request.routeOptions` is a getter that builds an 11-field object and asks the router about
+  // constraint strategies on every access. The route context it reads from sits on the request
+  // under Fastify's own symbol, found once by its description; when a Fastify version has no such
+  // symbol, the public getter is used instead.
+  let contextKey: symbol | null | undefined;
+  function routeContext(request: FastifyRequest): RouteContext | undefined {
+    if (contextKey === undefined) {
+      contextKey = Object.getOwnPropertySymbols(request).find((k) => k.description === 'fastify.context') ?? null;
+    }
+    if (contextKey === null) return undefined;
+    const ctx = (request as unknown as Record<symbol, RouteContext | undefined>)[contextKey];
+    return ctx !== null && typeof ctx === 'object' ? ctx : undefined;
   }
 
   function track(request: FastifyRequest, reply: FastifyReply): void {
