@@ -168,3 +168,51 @@ test('production mode never forces a GC: no timer, checkpoints only at natural m
     await close(server);
   }
 });
+
+test('exact object counts: a listener per request (after Node warns) and a global per request are growing', async (t) => {
+  const { EventEmitter } = await import('node:events');
+  const bus = new EventEmitter();
+  const made: string[] = [];
+  let seq = 0;
+  const app = express();
+  const mw = leakwatch(OPTIONS);
+  app.use(mw);
+  // Tiny leaks: a listener closure, and one new global: bytes far below the heap noise.
+  app.get('/leak', (_req, res) => { bus.on('tick', () => seq); res.json({ n: bus.listenerCount('tick') }); });
+  app.get('/noop/:id', (req, res) => {
+    const name = `LeakwatchTestGlobal${seq++}`;
+    if (req.params.id === '0') { (globalThis as Record<string, unknown>)[name] = 1; made.push(name); }
+    res.json({ id: req.params.id });
+  });
+  const server = http.createServer(app);
+  const port = await listen(server);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+  const warnings: string[] = [];
+  const onWarning = (w: Error): void => { warnings.push(w.name); };
+  process.on('warning', onWarning);
+  t.after(async () => {
+    process.off('warning', onWarning);
+    agent.destroy();
+    mw.close();
+    await close(server);
+    bus.removeAllListeners();
+    for (const n of made) delete (globalThis as Record<string, unknown>)[n];
+  });
+  const rng = mulberry32(7);
+  let sent = 0;
+  const leak = (): string | undefined => mw.monitor.route('GET', '/leak')?.verdict;
+  while (sent < 4500 && !(leak() === 'growing' && mw.monitor.route('GET', '/noop/:id')?.verdict === 'growing')) {
+    await drive(port, 300, rng, agent);
+    sent += 300;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  assert.ok(warnings.includes('MaxListenersExceededWarning'), 'Node warned');
+  const l = mw.monitor.route('GET', '/leak')!;
+  assert.equal(l.verdict, 'growing', l.verdictReason);
+  assert.match(l.verdictReason, /listeners:EventEmitter\.tick count grows/);
+  assert.deepEqual((l.findings.objectGrowth as { type: string }).type, 'listeners:EventEmitter.tick');
+  const g = mw.monitor.route('GET', '/noop/:id')!;
+  assert.equal(g.verdict, 'growing', g.verdictReason);
+  assert.match(g.verdictReason, /globals count grows/);
+  t.diagnostic(`both growing after ${sent} requests`);
+});

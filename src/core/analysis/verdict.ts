@@ -39,7 +39,7 @@ export const DEFAULT_RULES: VerdictRules = {
   minBytes: 256,
   z: 3.5,
   zRecent: 2.5,
-  minObjectsPerRequest: 0.2,
+  minObjectsPerRequest: 0.05,
   zObjects: 6,
 };
 
