@@ -19,12 +19,23 @@ function refreshOf(ctx: HttpContext): number {
   return Number.isInteger(n) && n >= 2 && n <= 3600 ? n : 0;
 }
 
+/**
+ * This page's own URL, rebuilt from what the router parsed. A meta refresh needs it explicitly:
+ * refreshing to the current URL when it has a `#fragment` is a same-document jump, not a reload.
+ */
+function selfUrl(ctx: HttpContext): string {
+  const path = ctx.base + ctx.subpath.split('/').map(encodeURIComponent).join('/');
+  const q = ctx.query.toString();
+  return q === '' ? path : `${path}?${q}`;
+}
+
 function page(ctx: HttpContext, monitor: LeakMonitor, view: string, title: string, pageName: string, locals: Record<string, unknown>, status = 200): void {
   const html = render(view, {
     base: ctx.base,
     title,
     page: pageName,
     refresh: refreshOf(ctx),
+    refreshUrl: selfUrl(ctx),
     ...locals,
     statusPages: STATUS_PAGES,
     pid: process.pid,
@@ -34,6 +45,9 @@ function page(ctx: HttpContext, monitor: LeakMonitor, view: string, title: strin
   });
   sendText(ctx.res, status, 'text/html; charset=utf-8', ctx.req.method === 'HEAD' ? '' : html);
 }
+
+/** How long a no-JS probe submission waits for the report before redirecting anyway. */
+const FORM_WAIT_MS = 150_000;
 
 /** The probe's last form-submission error per route key, shown once on the route page. */
 const MAX_FORM_ERRORS = 20;
@@ -82,7 +96,9 @@ export function installDashboard(monitor: LeakMonitor): void {
     const progressReply = await callInternal(monitor, ctx.req, ctx.base, '/api/probe', undefined, 250);
     const probeAvailable = progressReply !== undefined && progressReply.status !== 404 && progressReply.status !== 405;
     const progress = probeAvailable && progressReply && progressReply.status === 200 ? probeProgress(progressReply.body) : null;
-    const probeError = formErrors.get(key) ?? null;
+    // The form's own error (busy, bad input), else the last probe's failure if it was this route's.
+    const probeError = formErrors.get(key)
+      ?? (progress && !progress.running && progress.error && progress.method === st.method && progress.route === st.route ? progress.error : null);
     formErrors.delete(key);
     const resources = Object.entries(s.resourceDeltaPerSampledRequest).sort((a, b) => b[1] - a[1]);
     const pts = (xs: number[]) => xs.map((y, i) => ({ x: i + 1, y }));
@@ -115,8 +131,10 @@ export function installDashboard(monitor: LeakMonitor): void {
     const key = `${method} ${route}`;
     const iterations = Number(body.iterations ?? 30);
     const payload: Record<string, unknown> = { method, route, iterations: Number.isFinite(iterations) ? iterations : body.iterations, _token: body._token };
-    // Short wait: a probe that starts runs for seconds; an immediate answer is an error (busy, bad input).
-    const reply = await callInternal(monitor, ctx.req, ctx.base, '/api/probe', payload, 300);
+    // Without JavaScript the browser simply waits for the answer (a probe takes seconds), then
+    // lands on the route page with the report; past FORM_WAIT_MS it lands there while the probe
+    // still runs, and the page refreshes itself until the report is there.
+    const reply = await callInternal(monitor, ctx.req, ctx.base, '/api/probe', payload, FORM_WAIT_MS);
     if (reply && reply.status >= 400) {
       const msg = reply.body && typeof reply.body === 'object' && typeof (reply.body as { error?: unknown }).error === 'string'
         ? (reply.body as { error: string }).error : `the probe answered ${reply.status}`;
