@@ -23,6 +23,12 @@ const BUDGET = 0.08;
 /** Dev mode: a checkpoint is due after this many requests (if the time budget allows). */
 const REQUESTS_PER_CHECKPOINT = 100;
 const TICK_MS = 25;
+/**
+ * A route reads `growing` only after this many consecutive analyses said so. On the zoo, single
+ * analyses during JIT warm-up sometimes pinned another route's leak on a control (a no-op route
+ * read +2 KB/request for a dozen checkpoints); three in a row removed every such case we recorded.
+ */
+export const CONFIRM = 3;
 
 const CODE_SPACES = new Set(['code_space', 'code_large_object_space', 'read_only_space']);
 
@@ -64,6 +70,8 @@ export class Detector {
   private readonly routeStats: RouteStats[] = [];
   /** counts[route] is a ring aligned with `points`. */
   private readonly counts: Float64Array[] = [];
+  /** Consecutive analyses that found each route growing. */
+  private readonly streak: number[] = [];
   private readonly points: Point[] = [];
   private readonly objectNames: string[] = [];
   private readonly objects: Float64Array[] = [];
@@ -184,6 +192,7 @@ export class Detector {
       this.routeIndex.set(stats.key, this.counts.length);
       this.routeStats.push(stats);
       this.counts.push(new Float64Array(WINDOW));
+      this.streak.push(0);
     }
     const slot = this.head;
     for (let r = 0; r < this.counts.length; r++) this.counts[r][slot] = this.routeStats[r].requests;
@@ -276,7 +285,12 @@ export class Detector {
       const stats = this.routeStats[r];
       if (stats === undefined || stats.verdict === 'leaking') return; // the probe's word is final
       if (ra.windowRequests === 0 && stats.requests > 0 && stats.verdict !== 'warming-up') return; // idle: keep what we knew
-      const v = ra.verdict;
+      const v = { ...ra.verdict };
+      this.streak[r] = v.verdict === 'growing' ? this.streak[r] + 1 : 0;
+      if (v.verdict === 'growing' && this.streak[r] < CONFIRM) {
+        v.verdict = 'warming-up';
+        v.reason = `confirming (${this.streak[r]} of ${CONFIRM} checkpoints in a row): ${v.reason}`;
+      }
       stats.verdict = v.verdict;
       stats.verdictReason = v.reason;
       const findings: Record<string, unknown> = { ...stats.findings };

@@ -37,8 +37,8 @@ export const DEFAULT_RULES: VerdictRules = {
   minCheckpoints: 8,
   minRequests: 60,
   minBytes: 256,
-  z: 3.5,
-  zRecent: 2.5,
+  z: 4,
+  zRecent: 3,
   minObjectsPerRequest: 0.05,
   zObjects: 6,
 };
