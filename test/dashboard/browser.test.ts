@@ -1,30 +1,24 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import path from 'node:path';
 import type { Browser } from 'playwright-core';
-import { get, repoRoot } from '../helpers';
+import { get } from '../helpers';
 import { startFixture, XSS_PATH, XSS_URL, type Fixture } from './fixture';
 import { launch, watch, newContext, shoot, horizontalOverflow, CHROMIUM } from './browser';
+import { startDemo, type DemoProcess } from './demo';
 
-// The demo (Express + the leak zoo + its own traffic) when it exists; the tests also run a small
-// plain-http fixture whose route names are raw URLs, so attacker-controlled text reaches the pages.
-interface Demo { port: number; close(): Promise<void> }
-const demoPath = path.join(repoRoot, 'examples', 'demo', 'server.js');
-
+// The demo (Express + the leak zoo + its own traffic, in its own process) when it exists; the
+// tests also run a small plain-http fixture whose route names are raw URLs, so attacker-controlled
+// text reaches the pages.
 let browser: Browser;
 let fixture: Fixture;
-let demo: Demo | undefined;
+let demo: DemoProcess | undefined;
 
 before(async () => {
   assert.ok(fs.existsSync(CHROMIUM), `chromium not found at ${CHROMIUM} (apt-get install chromium)`);
   browser = await launch();
   fixture = await startFixture();
-  if (fs.existsSync(demoPath)) {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { start } = require(demoPath) as { start(o: object): Promise<Demo> };
-    demo = await start({ port: 0, rps: 60 });
-  }
+  demo = await startDemo(60);
 });
 
 after(async () => {
