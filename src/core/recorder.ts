@@ -278,8 +278,8 @@ export class Recorder {
   }
 
   private capture(stats: RouteStats, req: IncomingMessage, body: unknown, at: number): void {
-    const len = Number(req.headers['content-length'] ?? 0);
-    const keepBody = body !== undefined && len <= this.captureBodyLimit;
+    // The header lookup (a dictionary-mode object) only when there is a body to keep.
+    const keepBody = body !== undefined && Number(req.headers['content-length'] ?? 0) <= this.captureBodyLimit;
     const url = (req as { originalUrl?: string }).originalUrl ?? req.url ?? '/';
     // Where the probe replays it: the socket's local end (Node caches getsockname per socket).
     const sock = req.socket as (IncomingMessage['socket'] & { encrypted?: boolean }) | undefined;

@@ -21,7 +21,7 @@ export interface CallgrindSplit {
   program: number;
 }
 
-const GC = /v8::internal::(Heap::|heap::|Scaveng|MarkCompact|MinorM|Mark(ing|er)|.*MarkingVisitor|.*Marking|IncrementalMarking|ConcurrentMarking|Sweep|Evacuat|RememberedSet|SlotSet|TypedSlot|GCTracer|.*Worklist|MemoryReducer|ArrayBufferSweeper|PointersUpdating|.*UpdatingItem|LocalHeap::|Safepoint|GlobalHandles::(Post|Iterate|Process|Compute)|EphemeronHashTable|ObjectStatsCollector|Scavenger|YoungGeneration|Young|PagedSpace|SemiSpace|NewSpace|LargeObjectSpace|MemoryAllocator|MemoryChunk|Page::|FreeList)/;
+const GC = /v8::internal::(Heap::|heap::|Scaveng|MarkCompact|MinorM|Mark(ing|er)|IncrementalMarking|ConcurrentMarking|Sweep|Evacuat|RememberedSet|SlotSet|TypedSlot|GCTracer|MemoryReducer|ArrayBufferSweeper|PointersUpdating|LocalHeap::|Safepoint|GlobalHandles::(Post|Iterate|Process|Compute)|EphemeronHashTable|ObjectStatsCollector|YoungGeneration|PagedSpace|SemiSpace|NewSpace|LargeObjectSpace|MemoryAllocator|MemoryChunk|Page::|FreeList)|Scaveng|MarkCompact|MarkingVisitor|Marking|Sweeper|Evacuat|RootVisitor|RootScavengeVisitor|IterateObjectCache|UpdatingItem|Worklist|heap::base::|cppgc::/;
 const COMPILE = /v8::internal::(compiler::|maglev::|baseline::|interpreter::|Parser|PreParser|Scanner|Utf16CharacterStream|Compiler::|Compile|.*Compilation|Deoptimizer|Translated|BytecodeArray|AstValueFactory|AstNodeFactory|Ast[A-Z]|DeclarationScope|Scope::|ScopeInfo::Create|Zone::|ZoneList|SourcePosition|FeedbackVector::New|Runtime_Compile|Runtime_InstallBaselineCode|Runtime_NotifyDeoptimized|OptimizingCompile|TurbofanCompilationJob)|^Runtime_Compile|^Runtime_Notify(Deoptimized)/;
 
 /** Splits one dump. Self costs only: the cost lines after `calls=` are inclusive and skipped. */

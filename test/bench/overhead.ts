@@ -53,17 +53,17 @@ function args(): Args {
   return {
     quick,
     rounds: Number(val('--rounds') ?? (quick ? 1 : 3)),
-    seconds: Number(val('--seconds') ?? (quick ? 1.5 : 3)),
+    seconds: Number(val('--seconds') ?? (quick ? 1.5 : 2)),
     rate: Number(val('--rate') ?? 2000),
     callgrind: !a.includes('--no-callgrind'),
     only: val('--only'),
     variants: val('--variants')?.split(','),
-    cgN: Number(val('--cg-n') ?? (quick ? 50 : 100)),
+    cgN: Number(val('--cg-n') ?? (quick ? 50 : 60)),
     // Callgrind slows node ~50×: these rates sit below what each framework then serves.
     cgRate: { express: Number(val('--cg-rate') ?? 25), fastify: Number(val('--cg-rate') ?? 50) },
     cgReps: Number(val('--cg-reps') ?? (quick ? 3 : 5)),
-    cgWarm: Number(val('--cg-warm') ?? (quick ? 1500 : 3000)),
-    cgJobs: Number(val('--cg-jobs') ?? 2),
+    cgWarm: Number(val('--cg-warm') ?? (quick ? 1500 : 2000)),
+    cgJobs: Number(val('--cg-jobs') ?? 3),
   };
 }
 
@@ -87,7 +87,7 @@ async function saturate(port: number, p: string, seconds: number): Promise<autoc
 async function wallRun(c: Config, o: Args): Promise<Record<Workload, WallFigures>> {
   const s = await startServer(c.framework, c.variant, { env: c.env });
   try {
-    for (const p of Object.values(WORKLOADS)) await saturate(s.port, p, o.quick ? 0.5 : 1);
+    for (const p of Object.values(WORKLOADS)) await saturate(s.port, p, 0.5);
     const out = {} as Record<Workload, WallFigures>;
     for (const w of Object.keys(WORKLOADS) as Workload[]) {
       const r = await saturate(s.port, WORKLOADS[w], o.seconds);
@@ -212,7 +212,7 @@ async function main(): Promise<void> {
         }
       }
     };
-    // Instruction counts do not depend on CPU contention, so two servers can be counted at once.
+    // Instruction counts hardly depend on CPU contention, so several servers are counted at once.
     await Promise.all(Array.from({ length: Math.max(1, o.cgJobs) }, worker));
   }
 
