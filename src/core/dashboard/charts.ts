@@ -59,7 +59,7 @@ function extent(values: number[]): [number, number] {
 export function lineChart(points: Point[], o: ChartOptions): string {
   const W = o.width ?? 1000;
   const H = o.height ?? 220;
-  const left = 80;
+  const left = 90;
   const right = 10;
   const top = 10;
   const bottom = 24;
