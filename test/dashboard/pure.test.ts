@@ -4,7 +4,7 @@ import { formatBytes, formatCount, projectionText } from '../../src/core/dashboa
 import { lineChart, sparkline, escapeXml } from '../../src/core/dashboard/charts';
 import { redactHeaders, redactUrl, REDACTED } from '../../src/core/dashboard/redact';
 import { probeView, probeProgress } from '../../src/core/dashboard/probeview';
-import { ruledOut, routeProjection } from '../../src/core/dashboard/model';
+import { ruledOut, routeProjection, findingLines } from '../../src/core/dashboard/model';
 import { snapshotPreflight } from '../../src/core/status/snapshot';
 import { packageOf } from '../../src/core/status/modules';
 import type { RouteSummary } from '../../src/core/summary';
@@ -102,6 +102,10 @@ test('projection and "ruled out" lines say only what the findings support', () =
   // A stable route gets no projection even with a small positive estimate.
   assert.equal(routeProjection(summary({ verdict: 'stable', retainedBytesPerRequest: 3 }), 4), null);
   assert.deepEqual(ruledOut(summary({ verdict: 'warming-up' })), []);
+  assert.deepEqual(ruledOut(summary({ verdict: 'stable', basis: { method: 'x', checkpoints: 9, samples: 0 } })), []);
+  assert.deepEqual(ruledOut(summary({ verdict: 'stable', findings: { dataDependent: true } })), ['a leak: growth follows the data, it rises and falls']);
+  assert.deepEqual(findingLines(summary({ findings: { nativeGrowth: { externalBytesPerRequest: 4096 }, objectGrowth: { type: 'globals', perRequest: 1 } } })),
+    ['External (Buffer/native) memory grows 4.10 KB per request, outside the JS heap', 'globals count grows 1.00 per request']);
 });
 
 test('modules are grouped by package, scoped names included', () => {

@@ -7,7 +7,7 @@ import { snapshotPreflight, availableMemory } from '../status/snapshot';
 import { render, asset } from './views';
 import { formatBytes, formatCount, formatDuration, formatAgo } from './format';
 import { lineChart } from './charts';
-import { routeRows, liveHeapChart, memoryCards, capturedRequest, routeProjection, ruledOut, routeHref } from './model';
+import { routeRows, liveHeapChart, memoryCards, capturedRequest, routeProjection, ruledOut, findingLines, routeHref } from './model';
 import { probeView, probeProgress } from './probeview';
 import { callInternal } from './internal';
 
@@ -112,6 +112,7 @@ export function installDashboard(monitor: LeakMonitor): void {
       captured: capturedRequest(st),
       projection: routeProjection(s, monitor.options.workers),
       ruledOut: ruledOut(s),
+      findingLines: findingLines(s),
       progress,
       probeAvailable,
       probeError,

@@ -14,6 +14,7 @@ export interface RouteRow {
   spark: string;
   projection: string | null;
   ruledOut: string[];
+  findingLines: string[];
 }
 
 /** The route page URL for a route key, under the mount point as the browser sees it. */
@@ -52,10 +53,23 @@ export function ruledOut(s: RouteSummary): string[] {
     if (f.dataDependent === false) out.push('data-dependent growth: the heap never fell back');
   } else if (f.dataDependent === true) {
     out.push('a leak: growth follows the data, it rises and falls');
-  } else if (s.verdict === 'stable' && n > 0) {
-    out.push(`growth: live heap does not follow this route's requests over ${formatCount(n)} checkpoints`);
   }
   if (s.verdict === 'leaking' && typeof f.probe !== 'undefined') out.push('noise: confirmed by an isolation probe');
+  return out;
+}
+
+/** Findings beyond the heap estimate: Buffer/native growth, a count that keeps climbing. */
+export function findingLines(s: RouteSummary): string[] {
+  const out: string[] = [];
+  const f = s.findings;
+  const native = f.nativeGrowth as { externalBytesPerRequest?: unknown } | undefined;
+  if (native && typeof native.externalBytesPerRequest === 'number') {
+    out.push(`External (Buffer/native) memory grows ${formatBytes(native.externalBytesPerRequest)} per request, outside the JS heap`);
+  }
+  const obj = f.objectGrowth as { type?: unknown; perRequest?: unknown } | undefined;
+  if (obj && typeof obj.type === 'string' && typeof obj.perRequest === 'number') {
+    out.push(`${obj.type} count grows ${obj.perRequest.toFixed(2)} per request`);
+  }
   return out;
 }
 
@@ -70,6 +84,7 @@ export function routeRows(monitor: LeakMonitor, base: string): RouteRow[] {
       spark: sparkline(st.heapDelta.toArray().slice(-60), `${s.key}: heap delta per request (garbage made, not retention)`),
       projection: routeProjection(s, workers),
       ruledOut: ruledOut(s),
+      findingLines: findingLines(s),
     }));
 }
 
