@@ -129,6 +129,8 @@ test('MaxListenersExceededWarning is shown with the route in flight', async () =
   const ml = w.warnings.find((x) => x.name === 'MaxListenersExceededWarning');
   assert.ok(ml, 'warning recorded');
   assert.deepEqual(ml.routes, ['GET /listen']);
+  // The route page lists it too.
+  assert.match((await get(fx.port, `/__leaks/routes/${encodeURIComponent('GET /listen')}`)).body, /MaxListenersExceededWarning/);
   assert.ok(ml.stack.some((l) => l.includes('fixture')), 'the stack names the handler\'s file');
   const html = (await get(fx.port, '/__leaks/status/warnings')).body;
   assert.ok(html.includes(`href="/__leaks/routes/${encodeURIComponent('GET /listen')}"`));

@@ -81,11 +81,14 @@
     button.disabled = true;
     var iterations = Number(form.elements.iterations.value) || 30;
     showProgress({ phase: 'starting', done: 0, total: iterations });
+    var payload = { method: form.getAttribute('data-method'), route: form.getAttribute('data-route'), iterations: iterations };
+    var unsafe = document.getElementById('probe-unsafe');
+    if (unsafe && unsafe.checked) payload.unsafe = true;
     fetch(base + '/api/probe', {
       method: 'POST',
       credentials: 'same-origin',
       headers: { 'content-type': 'application/json', accept: 'application/json' },
-      body: JSON.stringify({ method: form.getAttribute('data-method'), route: form.getAttribute('data-route'), iterations: iterations }),
+      body: JSON.stringify(payload),
     }).then(function (r) {
       return r.json().catch(function () { return {}; }).then(function (body) {
         if (r.status >= 400) {

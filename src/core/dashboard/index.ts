@@ -113,6 +113,7 @@ export function installDashboard(monitor: LeakMonitor): void {
       projection: routeProjection(s, monitor.options.workers),
       ruledOut: ruledOut(s),
       findingLines: findingLines(s),
+      warnings: status.warnings.records().filter((w) => w.routes.includes(key)).slice(0, 10),
       progress,
       probeAvailable,
       probeError,
@@ -132,6 +133,7 @@ export function installDashboard(monitor: LeakMonitor): void {
     const key = `${method} ${route}`;
     const iterations = Number(body.iterations ?? 30);
     const payload: Record<string, unknown> = { method, route, iterations: Number.isFinite(iterations) ? iterations : body.iterations, _token: body._token };
+    if (body.unsafe === 'true' || body.unsafe === true) payload.unsafe = true;
     // Without JavaScript the browser simply waits for the answer (a probe takes seconds), then
     // lands on the route page with the report; past FORM_WAIT_MS it lands there while the probe
     // still runs, and the page refreshes itself until the report is there.
