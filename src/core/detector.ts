@@ -6,6 +6,7 @@ import { gcWatch, type GcEvent } from './gcwatch';
 import { analyzeWindow, type CheckpointWindow, type WindowAnalysis } from './analysis/checkpoints';
 import { fitLine } from './analysis/regression';
 import { project, secondsToLimit } from './analysis/projection';
+import { DEFAULT_RULES } from './analysis/verdict';
 
 /** Checkpoints kept for the regression: a sliding window, so old warm-up falls out of it. */
 export const WINDOW = 64;
@@ -304,9 +305,10 @@ export class Detector {
           externalBytesPerRequest: ext?.estimate ?? 0,
           basis: { method: this.monitor.options.mode === 'dev' ? 'checkpoint-regression' : 'natural-gc-regression', checkpoints: a.checkpoints, samples: ra.windowRequests },
         };
-        if (v.verdict === 'growing') {
-          findings.projection = project(ra.heap.estimate + (ext?.estimate ?? 0), workers);
-        }
+        // A projection of bytes only where the bytes are measured: a route found by an object count
+        // (one new global per request) may keep fewer bytes than the checkpoint noise can resolve.
+        const bytes = ra.heap.estimate + (ext?.estimate ?? 0);
+        if (v.verdict === 'growing' && bytes >= DEFAULT_RULES.minBytes) findings.projection = project(bytes, workers);
         if (ext !== undefined && v.basis === 'external') {
           findings.nativeGrowth = { externalBytesPerRequest: ext.estimate, low: Math.max(0, ext.low), high: ext.high };
         }
