@@ -111,6 +111,10 @@ async function zooAccuracy(): Promise<void> {
       const r = await timedProbe(c, { method: 'GET', route: s.path, iterations: 30, objects });
       const rep = r.report;
       const truth = s.truthBytesPerRequest + s.truthExternalBytesPerRequest;
+      if (r.status !== 200) {
+        rows.push(`| ${pad(s.name, 15)} | ${s.kind} | ${lpad(truth, 5)} | HTTP ${r.status}: ${String(rep.error).slice(0, 100)} ✗ | | | | | |`);
+        continue;
+      }
       const expect = s.kind === 'leak' ? 'leaking' : 'stable';
       const ok = rep.verdict === expect;
       if (ok) right++;

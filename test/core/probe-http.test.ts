@@ -78,7 +78,8 @@ test('Express: probes replay the recorded request on loopback and tell leaks fro
     assert.match(timeout.retainerPath, /state \(Object\) → intervals \(Array\)/);
     assert.match(rep.scopeDiff, /^-\s+\.intervals: Array\(\d+\)$/m);
     assert.ok(rep.heldRequests >= 1);
-    assert.deepEqual(rep.statusCodes, { 200: rep.iterations + rep.warmup + rep.extraWarmup });
+    assert.deepEqual(Object.keys(rep.statusCodes), ['200']);
+    assert.ok(rep.statusCodes['200'] >= rep.iterations + rep.warmup + rep.extraWarmup);
     assert.match(rep.summary, /!!! \d+ objects leaked !!!/);
     assert.equal(mw.monitor.gate.closed, false);
     // The verdict is written where /api/routes reads it, and the report is kept per route.

@@ -195,6 +195,7 @@ export class Prober {
         thresholdBytes: p.thresholdBytes,
         scopeTargets: () => handlerFunctions(stats.lastRequest?.handlerRef),
         deadline,
+        rerunAfterSnapshot: true,
         onProgress: (phase, done, total) => { this.progress.phase = phase; this.progress.done = done; this.progress.total = total; },
       });
       const statusCodes: Record<string, number> = {};

@@ -108,8 +108,22 @@ export class ReplayClient {
     };
   }
 
-  /** One request; resolves with the status code once the response has been fully read. */
-  send(): Promise<number> {
+  /**
+   * One request; resolves with the status code once the response has been fully read. A kept-alive
+   * connection the server closed while the probe blocked the event loop (a snapshot takes
+   * seconds; servers close idle connections after 5 s) is retried once on a new connection.
+   */
+  async send(): Promise<number> {
+    try {
+      return await this.once();
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      if (code === 'ECONNRESET' || code === 'EPIPE') return this.once();
+      throw e;
+    }
+  }
+
+  private once(): Promise<number> {
     return new Promise<number>((resolve, reject) => {
       const req = this.mod.request(this.options, (res) => {
         res.on('data', noop);
