@@ -6,7 +6,7 @@ import { Gate } from './gate';
 import { gcWatch } from './gcwatch';
 import { Router, handleError } from './http/router';
 import { sendError } from './http/respond';
-import { isLoopbackAddress } from './net';
+import { isLoopbackAddress, isLocalHostHeader } from './net';
 import { installApi } from './http/api';
 import { installDetector } from './detector';
 import { installProber } from './probe/index';
@@ -153,6 +153,10 @@ export class LeakMonitor {
       let allowed: unknown;
       if (this.options.authorizeIsDefault) {
         allowed = isLoopbackAddress(opts.clientIp ?? req.socket?.remoteAddress);
+        if (allowed === true && !isLocalHostHeader(req.headers.host)) {
+          sendError(res, 403, `leakwatch is open to loopback clients only, addressed as localhost or by IP; Host ${JSON.stringify(String(req.headers.host).slice(0, 100))} is refused (DNS rebinding, or a reverse proxy on this machine); pass an authorize(req) option to allow it`);
+          return;
+        }
       } else {
         // A user's authorize() that throws or rejects refuses (fails closed) instead of a 500.
         try { allowed = await this.options.authorize(req); } catch (e) { this.fault(e); allowed = false; }

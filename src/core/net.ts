@@ -30,6 +30,32 @@ export function isLoopbackAddress(address: string | undefined): boolean {
 }
 
 /**
+ * True when a Host header names this machine in a way DNS cannot redirect: `localhost`,
+ * `*.localhost`, or an IP address literal (with or without a port). A loopback socket alone is
+ * not enough: with DNS rebinding, a page on `evil.example` whose name now resolves to 127.0.0.1
+ * talks to the local server as a same-origin page (`Host: evil.example:3000`) and could read the
+ * dashboard or download a heap snapshot. A same-host reverse proxy also arrives over loopback,
+ * carrying the public name. Node's own inspector applies the same rule.
+ *
+ * @example
+ * ```ts
+ * isLocalHostHeader('localhost:3000');     // true
+ * isLocalHostHeader('[::1]:3000');         // true
+ * isLocalHostHeader('evil.example:3000');  // false
+ * ```
+ */
+export function isLocalHostHeader(host: string | undefined): boolean {
+  // HTTP/1.0 clients may omit Host; browsers never do, so there is nothing to rebind.
+  if (host === undefined || host === '') return true;
+  if (host.length > 300 || /[/?#@\\\s]/.test(host)) return false;
+  let hostname: string;
+  try { hostname = new URL(`http://${host}`).hostname; } catch { return false; }
+  if (hostname === 'localhost' || hostname.endsWith('.localhost')) return true;
+  const bare = hostname.startsWith('[') && hostname.endsWith(']') ? hostname.slice(1, -1) : hostname;
+  return isIP(bare) !== 0;
+}
+
+/**
  * Judged by the socket address alone: a header such as X-Forwarded-For is set by the client
  * and would let anyone claim to be local.
  *

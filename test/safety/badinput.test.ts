@@ -55,10 +55,10 @@ for (const flavour of FLAVOURS) {
       // Oversized bodies: declared, and streamed chunked without a length. The connection is closed.
       const big = JSON.stringify({ pad: 'x'.repeat(100 * 1024) });
       expectErr(await request(app.port, 'POST', '/__leaks/api/gc', { body: big, headers: JSON_CT }), 413, 'oversized body with Content-Length', /limit/);
-      const chunked = await raw(app, `POST /__leaks/api/gc HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n${(80 * 1024).toString(16)}\r\n${'x'.repeat(80 * 1024)}\r\n0\r\n\r\n`);
+      const chunked = await raw(app, `POST /__leaks/api/gc HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n${(80 * 1024).toString(16)}\r\n${'x'.repeat(80 * 1024)}\r\n0\r\n\r\n`);
       expectErr(chunked, 413, 'oversized chunked body', /limit/);
       assert.equal(chunked.closed, true, 'Connection: close after a 413');
-      expectErr(await raw(app, `POST /__leaks/api/gc HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 99999999999\r\n\r\n{}`), 413, 'absurd Content-Length', /limit/);
+      expectErr(await raw(app, `POST /__leaks/api/gc HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 99999999999\r\n\r\n{}`), 413, 'absurd Content-Length', /limit/);
 
       // The read-only API's query parameters.
       expectErr(await get(app.port, '/__leaks/api/route'), 400, 'missing query', /required/);
@@ -71,33 +71,33 @@ for (const flavour of FLAVOURS) {
 
       // Unknown paths, traversal-looking paths, malformed percent-encoding, very long URLs.
       for (const p of ['/__leaks/nope', '/__leaks/api', '/__leaks/api/', '/__leaks/api/routes/extra', '/__leaks/api/ROUTES', '/__leaks/../etc/passwd', '/__leaks/%2e%2e/%2e%2e/etc/passwd', '/__leaks/api/status/NOPE', '/__leaks/api/%00', '/__leaks/%3Cscript%3E']) {
-        expectErr(await raw(app, `GET ${p} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`), 404, `unknown path ${p}`);
+        expectErr(await raw(app, `GET ${p} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n`), 404, `unknown path ${p}`);
       }
       for (const p of ['/__leaks/%ZZ', '/__leaks/api/%E0%A4%A', '/__leaks/%', '/__leaks/api/%C0%AF']) {
-        expectErr(await raw(app, `GET ${p} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`), 400, `malformed percent-encoding ${p}`);
+        expectErr(await raw(app, `GET ${p} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n`), 400, `malformed percent-encoding ${p}`);
       }
-      const long = await raw(app, `GET /__leaks/${'a'.repeat(12000)} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+      const long = await raw(app, `GET /__leaks/${'a'.repeat(12000)} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n`);
       expectErr(long, 404, 'a 12 KB URL');
       assert.ok(long.body.length < 1000, 'the echoed path is clipped');
 
       // Wrong methods: 405 with Allow; weird methods too; HEAD has headers and no body.
       for (const m of ['PUT', 'DELETE', 'PATCH', 'OPTIONS', 'TRACE', 'PROPFIND', 'M-SEARCH', 'PURGE', 'QUERY', 'POST']) {
-        const r = await raw(app, `${m} /__leaks/api/routes HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
+        const r = await raw(app, `${m} /__leaks/api/routes HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
         expectErr(r, 405, `${m} /api/routes`, /not allowed/);
         assert.equal(r.headers.allow, 'GET, HEAD', `${m}: Allow`);
       }
       for (const m of ['GET', 'HEAD', 'PUT']) {
-        const r = await raw(app, `${m} /__leaks/api/gc HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+        const r = await raw(app, `${m} /__leaks/api/gc HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n`);
         cases++;
         assert.equal(r.status, 405, `${m} /api/gc`);
         assert.equal(r.headers.allow, 'POST');
       }
       // A method the HTTP parser does not know never reaches any JS: Node (or Fastify's
       // clientError handler) answers 400 and closes. leakwatch has nothing to add; the server lives on.
-      const brew = await raw(app, 'BREW /__leaks/api/routes HTTP/1.1\r\nHost: x\r\n\r\n');
+      const brew = await raw(app, 'BREW /__leaks/api/routes HTTP/1.1\r\nHost: localhost\r\n\r\n');
       cases++;
       assert.equal(brew.status, 400);
-      const head = await raw(app, 'HEAD /__leaks/api/routes HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+      const head = await raw(app, 'HEAD /__leaks/api/routes HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n');
       cases++;
       assert.equal(head.status, 200);
       assert.equal(head.body, '');

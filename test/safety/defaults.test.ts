@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
-import { isLoopbackAddress } from '../../src/core/net';
+import { isLoopbackAddress, isLocalHostHeader } from '../../src/core/net';
 import { leakwatch } from '../../src/express/index';
 import { get } from '../helpers';
 import { FLAVOURS, startApp, captureLogger, rawExchange } from './apps';
@@ -14,7 +14,36 @@ test('isLoopbackAddress: every spelling of loopback, and nothing that only looks
   for (const a of no) assert.equal(isLoopbackAddress(a), false, `${String(a)} is not loopback`);
 });
 
+test('isLocalHostHeader: names DNS cannot redirect (localhost, *.localhost, IP literals) and nothing else', () => {
+  for (const h of [undefined, '', 'localhost', 'LOCALHOST:3000', 'localhost:80', 'app.localhost:8080', '127.0.0.1', '127.0.0.1:3000', '[::1]:3000', '[::1]', '10.1.2.3:80', '0x7f.1']) {
+    assert.equal(isLocalHostHeader(h), true, String(h));
+  }
+  for (const h of ['evil.example', 'evil.example:3000', '127.0.0.1.nip.io:3000', 'localhost.evil.example', 'localhost@evil.example', 'localhost/x', 'local host', '[::1', 'x'.repeat(400)]) {
+    assert.equal(isLocalHostHeader(h), false, h);
+  }
+});
+
 for (const flavour of FLAVOURS) {
+  test(`${flavour}: DNS rebinding and same-host proxies: a loopback socket with a foreign Host name is refused`, async () => {
+    const app = await startApp(flavour, { notice: false });
+    try {
+      const port = app.port;
+      // A page on evil.example whose name was rebound to 127.0.0.1 is "same-origin" with the dashboard.
+      const r = await get(port, '/__leaks/api/routes', { host: `evil.example:${port}` });
+      assert.equal(r.status, 403);
+      assert.match(r.json().error, /DNS rebinding/);
+      const p = await rawExchange(port, `POST /__leaks/api/heap-snapshot HTTP/1.1\r\nHost: evil.example:${port}\r\nOrigin: http://evil.example:${port}\r\nContent-Type: application/json\r\nContent-Length: 16\r\nConnection: close\r\n\r\n{"confirm":true}`, () => false);
+      assert.match(p, /^HTTP\/1\.1 403/, 'no heap snapshot for a rebound page');
+      // A reverse proxy on this machine arrives over loopback with the public name.
+      assert.equal((await get(port, '/__leaks/api/routes', { host: 'app.example.com', 'x-forwarded-for': '203.0.113.5' })).status, 403);
+      for (const host of [`localhost:${port}`, `127.0.0.1:${port}`, `[::1]:${port}`, `app.localhost:${port}`]) {
+        assert.equal((await get(port, '/__leaks/api/routes', { host })).status, 200, host);
+      }
+      // The app itself is not affected by the Host name.
+      assert.equal((await get(port, '/hello/x', { host: 'evil.example' })).status, 200);
+    } finally { await app.close(); }
+  });
+
   test(`${flavour}: off under NODE_ENV=production unless enabled: true; nothing mounted, nothing recorded`, async () => {
     const saved = process.env.NODE_ENV;
     process.env.NODE_ENV = 'production';
@@ -70,7 +99,7 @@ for (const flavour of FLAVOURS) {
         assert.equal(s.status, 403, `X-Forwarded-For: ${spoof}`);
       }
       // A POST is refused before its body is looked at.
-      const p = await rawExchange(proxied.port, 'POST /__leaks/api/gc HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 203.0.113.5\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}', (s) => s.includes('}'));
+      const p = await rawExchange(proxied.port, 'POST /__leaks/api/gc HTTP/1.1\r\nHost: localhost\r\nX-Forwarded-For: 203.0.113.5\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}', (s) => s.includes('}'));
       assert.match(p, /^HTTP\/1\.1 403/);
       // The host app itself is untouched by leakwatch's refusal.
       assert.equal((await get(proxied.port, '/hello/x', xff)).status, 200);

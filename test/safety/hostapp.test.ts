@@ -68,7 +68,7 @@ for (const flavour of FLAVOURS) {
 
       // Pipelining: three requests written at once on one socket, one of them to leakwatch itself.
       const raw = await rawExchange(app.port,
-        'GET /hello/p1 HTTP/1.1\r\nHost: x\r\n\r\nGET /__leaks/api/routes HTTP/1.1\r\nHost: x\r\n\r\nGET /hello/p2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', hasResponses(3));
+        'GET /hello/p1 HTTP/1.1\r\nHost: localhost\r\n\r\nGET /__leaks/api/routes HTTP/1.1\r\nHost: localhost\r\n\r\nGET /hello/p2 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n', hasResponses(3));
       const parts = splitResponses(raw);
       assert.deepEqual(parts.map((p) => p.status), [200, 200, 200]);
       assert.equal(parts[0].body, '{"hi":"p1"}');
