@@ -59,6 +59,11 @@ test('overview and route page at 1400×900 and phone width: no console errors, n
     assert.ok(await page.locator('.badge').count() >= 2);
     // The live-heap chart, or the honest "no checkpoint yet" until the detector recorded one.
     assert.equal(await page.locator('svg.chart').count() + await page.locator('#no-checkpoint').count(), 1);
+    if (tag === 'desktop') {
+      // The script keeps the memory cards current from the JSON API.
+      const polled = await page.waitForResponse((r) => r.url().endsWith('/__leaks/api/process'), { timeout: 10_000 });
+      assert.equal(polled.status(), 200);
+    }
     await shoot(page, `overview-${tag}.png`);
     assert.ok(await horizontalOverflow(page) <= 0, `overview overflows horizontally at ${w}px`);
 
