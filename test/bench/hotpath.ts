@@ -12,6 +12,7 @@ import v8 from 'node:v8';
 import { Recorder } from '../../src/core/recorder';
 import { leakwatch } from '../../src/express/index';
 import { fastifyLeakwatch } from '../../src/fastify/index';
+import type { LeakMonitor } from '../../src/core/monitor';
 import { fix, machine, median, table, writeResult } from './util';
 
 const BATCH = 2000;
@@ -70,6 +71,14 @@ function loop(fn: (i: number) => void): () => void {
 
 const nextTick = (): Promise<void> => new Promise((r) => setImmediate(r));
 
+/**
+ * Stops a monitor's background work (dev checkpoints with forced GCs, auto-probes): this bench
+ * measures the per-request path alone; bench:overhead measures the background work.
+ */
+function quiet(m: LeakMonitor): void {
+  for (const name of ['detector', 'prober']) m.features[name]?.close?.();
+}
+
 function fakeReq(route: object): Record<string, unknown> {
   return { method: 'GET', url: '/hello/world', originalUrl: '/hello/world', baseUrl: '', headers: { host: 'x', 'user-agent': 'bench' }, route, app: undefined, socket: { remoteAddress: '127.0.0.1' } };
 }
@@ -122,6 +131,7 @@ async function main(): Promise<void> {
   // Express adapter: the real middleware with stand-in req/res, finished the way Node finishes.
   for (const mode of ['dev', 'production'] as const) {
     const mw = leakwatch({ mode, notice: false, autoProbe: false, checkpointIntervalMs: 3_600_000 });
+    quiet(mw.monitor);
     const route = { path: '/hello/:name' };
     const next = (): void => {};
     const empty = (_rq: unknown, _rs: unknown, nx: () => void): void => { nx(); };
@@ -141,7 +151,7 @@ async function main(): Promise<void> {
     type Hook = (rq: unknown, rp: unknown, done: () => void) => void | Promise<void>;
     const hooks: Record<string, Hook> = {};
     const fake = {
-      decorate(): void {},
+      decorate(_name: string, m: LeakMonitor): void { quiet(m); },
       addHook(name: string, fn: Hook): void { hooks[name] = fn; },
       server: { address: () => null },
     };
