@@ -14,12 +14,28 @@ function startTraffic(port, rps, seed = 42) {
   const rng = zoo.mulberry32(seed);
   const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
   let stopped = false;
+  // The mix of routes changes every two seconds, as real traffic does. leakwatch attributes
+  // retention to routes by how the heap follows each route's share; a fixed mix is ambiguous.
+  let weights = [];
+  let total = 0;
+  let ticks = 0;
+  function redraw() {
+    weights = zoo.scenarios.map(() => 0.05 + rng() * rng());
+    total = weights.reduce((a, b) => a + b, 0);
+  }
+  function pick() {
+    let r = rng() * total;
+    for (let i = 0; i < weights.length; i++) { r -= weights[i]; if (r <= 0) return zoo.scenarios[i]; }
+    return zoo.scenarios[weights.length - 1];
+  }
+  redraw();
   const tick = setInterval(() => {
     if (stopped) return;
+    if (++ticks % 20 === 0) redraw();
     // Ten ticks a second; a burst of rps/10 requests each.
     const burst = Math.max(1, Math.round(rps / 10));
     for (let i = 0; i < burst; i++) {
-      const s = zoo.scenarios[Math.floor(rng() * zoo.scenarios.length)];
+      const s = pick();
       const req = http.get({ host: '127.0.0.1', port, path: zoo.sample(s, rng), agent }, (res) => res.resume());
       req.on('error', () => { /* the server may be closing */ });
     }
@@ -48,7 +64,7 @@ async function start(opts = {}) {
     server.listen(opts.port === undefined ? 0 : opts.port, host, resolve);
   });
   const port = server.address().port;
-  const rps = opts.rps === undefined ? 40 : opts.rps;
+  const rps = opts.rps === undefined ? 100 : opts.rps;
   const stopTraffic = rps > 0 ? startTraffic(port, rps) : () => {};
   const url = `http://${host === '0.0.0.0' ? 'localhost' : host}:${port}`;
   return {
@@ -72,7 +88,7 @@ if (require.main === module) {
   // MaxListenersExceededWarning is part of the zoo (the listener leak); leakwatch shows it too.
   process.on('warning', (w) => { if (w.name !== 'MaxListenersExceededWarning') console.warn(w); });
   const port = process.env.PORT === undefined ? 3000 : Number(process.env.PORT);
-  const rps = process.env.DEMO_RPS === undefined ? 40 : Number(process.env.DEMO_RPS);
+  const rps = process.env.DEMO_RPS === undefined ? 100 : Number(process.env.DEMO_RPS);
   start({ port, rps, host: process.env.HOST || '127.0.0.1' }).then((demo) => {
     console.log(`leakwatch demo: the leak zoo is at ${demo.url}/ with ${rps} background requests/s`);
     console.log(`Open ${demo.url}/__leaks`);
