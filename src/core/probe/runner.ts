@@ -107,10 +107,13 @@ function fmtBytes(n: number): string {
  * external memory, and (optionally) diffs two heap snapshots by node id.
  *
  * GC choice: `forceFullGc()` (V8's `gc` read from a fresh vm context after setting --expose-gc at
- * run time, src/core/gc.ts) rather than the inspector's `HeapProfiler.collectGarbage`. Both leave
- * the same live heap between iterations; `gc()` is one mark-compact where `collectGarbage` runs
- * two, so it is about twice as fast (59 vs 137 ms at 48 MB, MEASURING.md §4, and re-measured by
- * `npm run bench:probe`, section "gc"). The probe runs one per iteration, so the cheaper wins.
+ * run time, src/core/gc.ts) rather than the inspector's `HeapProfiler.collectGarbage`, measured
+ * by `npm run bench:probe` (section "gc", five calls in a row on an idle server, 2026-11-26):
+ * - time: gc() 38–47 ms vs 94 ms at 54 MB, 116 vs 241 ms at 205 MB, 806 vs 1,661 ms at 504 MB
+ *   (collectGarbage runs two mark-compacts, and goes through an inspector session);
+ * - steadiness of the live heap it leaves: spread 7–14 KB over five gc() calls, 9–259 KB over
+ *   five collectGarbage calls (the session's own messages and promises).
+ * The probe runs one per iteration, so the faster and steadier one wins.
  */
 export async function runProbe(spec: RunSpec): Promise<ProbeReport> {
   const endQuiet = gcWatch.quiet();
