@@ -6,7 +6,8 @@ import { gcWatch, type GcEvent } from './gcwatch';
 import { analyzeWindow, type CheckpointWindow, type WindowAnalysis } from './analysis/checkpoints';
 import { fitLine } from './analysis/regression';
 import { project, secondsToLimit } from './analysis/projection';
-import { DEFAULT_RULES } from './analysis/verdict';
+import { DEFAULT_RULES, decideVerdict } from './analysis/verdict';
+import { summarizeIsolated } from './analysis/isolated';
 
 /** Checkpoints kept for the regression: a sliding window, so old warm-up falls out of it. */
 export const WINDOW = 64;
@@ -24,6 +25,12 @@ const BUDGET = 0.08;
 /** Dev mode: a checkpoint is due after this many requests (if the time budget allows). */
 const REQUESTS_PER_CHECKPOINT = 100;
 const TICK_MS = 25;
+/** Isolated samples: at most this many per checkpoint, ms per checkpoint, ms to wait for one request. */
+const ISOLATE_MAX_SAMPLES = 12;
+const ISOLATE_WAIT_MS = 25;
+/** Isolated samples kept per route, and routes followed. */
+const ISOLATE_RING = 128;
+const ISOLATE_ROUTES = 64;
 /**
  * A route reads `growing` only after this many consecutive analyses said so. On the zoo, single
  * analyses during JIT warm-up sometimes pinned another route's leak on a control (a no-op route
@@ -96,6 +103,21 @@ export class Detector {
   gcMs = 0;
   analyzeMs = 0;
   last: WindowAnalysis | undefined;
+  /** Isolated samples taken, and chains cut short by a request that did not finish in time. */
+  isolatedSamples = 0;
+  isolateTimeouts = 0;
+  isolateEmpty = 0;
+  /** Per-route rings of isolated samples (bounded: ISOLATE_ROUTES routes × ISOLATE_RING). */
+  private readonly isolated = new Map<RouteStats, { heap: Float64Array; ext: Float64Array; arrivals: Float64Array; n: number }>();
+  /**
+   * Sampled isolation (see `isolate`): ms per checkpoint spent running single requests alone
+   * between forced GCs. 0 (the default) turns it off. Measured on the zoo on a loaded 2-core VM,
+   * forced GCs cost 30–90 ms each, so the extra GCs cost a third of the checkpoints (38 → 27 in
+   * 5,000 requests) for about 70 samples, of which only ~1 in 6 was clean (a replacement request
+   * arrived in time): a net loss there. On a quiet machine (3.5 ms GCs) it may pay; set it on
+   * `monitor.features.detector` to try.
+   */
+  isolateBudgetMs = 0;
   private closed = false;
 
   constructor(private readonly monitor: LeakMonitor) {}
@@ -155,6 +177,7 @@ export class Detector {
       const heap = liveDataHeap();
       const mu = process.memoryUsage();
       this.record({ at: Date.now(), heap, external: mu.external, arrayBuffers: mu.arrayBuffers, rss: mu.rss, held: m.gate.queued, forced: true });
+      await this.isolate(token, heap, mu.arrayBuffers);
     } finally {
       m.gate.open(token);
       const cost = performance.now() - t0;
@@ -171,6 +194,105 @@ export class Detector {
     this.lastCostMs += ams;
     this.costMs += ams;
     return true;
+  }
+
+  /**
+   * Sampled isolation, piggybacked on a checkpoint: the gate is closed and the heap was just
+   * collected, so let ONE held request in, wait for it to finish with nothing else running, force
+   * a full GC and charge the change in live heap to that request's route. Each reading is the
+   * next sample's baseline, so a chain costs one GC per sample. Stops when nobody is held, when a
+   * request does not finish quickly (a slow handler must not stall the others), or at the budget.
+   */
+  private async isolate(token: symbol, heap: number, arrayBuffers: number): Promise<void> {
+    const m = this.monitor;
+    const rec = m.recorder;
+    const budget = this.isolateBudgetMs;
+    if (!(budget > 0)) return;
+    const i0 = performance.now();
+    // The checkpoint's GC blocked the loop: requests that came meanwhile sit unparsed in their
+    // sockets. Let them reach the gate, then take a fresh baseline with them held, so that a
+    // sample does not count their arrival.
+    for (let spins = 0, last = -1, still = 0; still < 3 && performance.now() - i0 < ISOLATE_WAIT_MS && !this.closed; spins++) {
+      await new Promise<void>((r) => (spins < 20 ? setImmediate(r) : setTimeout(r, 1)));
+      if (m.gate.queued === last) still++; else { still = 0; last = m.gate.queued; }
+    }
+    if (m.gate.queued === 0 || this.closed) return;
+    forceFullGc();
+    let base = liveDataHeap();
+    let baseAb = process.memoryUsage().arrayBuffers;
+    const b0 = performance.now();
+    void heap; void arrayBuffers;
+    // Held requests are alive: each one that arrives during a sample adds its own objects, and the
+    // one let in frees its own. Recorded per sample so the analysis can take that term out.
+    let baseQueued = m.gate.queued;
+    for (let k = 0; k < ISOLATE_MAX_SAMPLES && !this.closed; k++) {
+      const s0 = performance.now();
+      if (s0 - b0 > budget || m.gate.remainingMs() < 2 * ISOLATE_WAIT_MS) break;
+      const before = new Map<RouteStats, number>();
+      for (const st of rec.routes.values()) before.set(st, st.requests);
+      const total0 = rec.totalRequests;
+      // The forced GC blocked the loop: requests that came meanwhile sit unparsed in their sockets
+      // until we yield, so give them a moment to reach the gate.
+      for (let spins = 0; m.gate.queued === 0 && performance.now() - s0 < ISOLATE_WAIT_MS && !this.closed; spins++) {
+        await new Promise<void>((r) => (spins < 50 ? setImmediate(r) : setTimeout(r, 1)));
+      }
+      if (!m.gate.admitOne(token)) { this.isolateEmpty++; break; }
+      let done = false;
+      for (let spins = 0; ; spins++) {
+        if (rec.totalRequests > total0 && rec.inFlight === 0) { done = true; break; }
+        if (performance.now() - s0 > ISOLATE_WAIT_MS || this.closed) break;
+        await new Promise<void>((r) => (spins < 50 ? setImmediate(r) : setTimeout(r, 1)));
+      }
+      if (!done) { this.isolateTimeouts++; break; }
+      // A keep-alive client usually sends its next request at once: give it a moment to take the
+      // released one's place, so the held set is the same at both readings (arrivals === 1).
+      for (let spins = 0; m.gate.queued < baseQueued && performance.now() - s0 < ISOLATE_WAIT_MS && !this.closed; spins++) {
+        await new Promise<void>((r) => (spins < 20 ? setImmediate(r) : setTimeout(r, 1)));
+      }
+      let route: RouteStats | undefined;
+      let finished = 0;
+      for (const st of rec.routes.values()) {
+        const d = st.requests - (before.get(st) ?? 0);
+        if (d > 0) { route = st; finished += d; }
+      }
+      const g0 = performance.now();
+      forceFullGc();
+      this.gcMs += performance.now() - g0;
+      const h = liveDataHeap();
+      const ab = process.memoryUsage().arrayBuffers;
+      // Exactly one request ran: otherwise the reading is still the next baseline, but no sample.
+      if (route !== undefined && finished === 1) {
+        this.addSample(route, h - base, ab - baseAb, m.gate.queued - (baseQueued - 1));
+      }
+      base = h;
+      baseAb = ab;
+      baseQueued = m.gate.queued;
+    }
+  }
+
+  private addSample(stats: RouteStats, heap: number, ext: number, arrivals: number): void {
+    let s = this.isolated.get(stats);
+    if (s === undefined) {
+      if (this.isolated.size >= ISOLATE_ROUTES) return;
+      s = { heap: new Float64Array(ISOLATE_RING), ext: new Float64Array(ISOLATE_RING), arrivals: new Float64Array(ISOLATE_RING), n: 0 };
+      this.isolated.set(stats, s);
+    }
+    const i = s.n % ISOLATE_RING;
+    s.heap[i] = heap;
+    s.ext[i] = ext;
+    s.arrivals[i] = arrivals;
+    s.n++;
+    this.isolatedSamples++;
+  }
+
+  /** Isolated samples of one route, oldest first (for the analysis, benchmarks and debugging). */
+  samplesOf(stats: RouteStats): { heap: number[]; ext: number[]; arrivals: number[]; total: number } {
+    const s = this.isolated.get(stats);
+    if (s === undefined) return { heap: [], ext: [], arrivals: [], total: 0 };
+    const k = Math.min(s.n, ISOLATE_RING);
+    const start = s.n - k;
+    const pick = (a: Float64Array): number[] => Array.from({ length: k }, (_, j) => a[(start + j) % ISOLATE_RING]);
+    return { heap: pick(s.heap), ext: pick(s.ext), arrivals: pick(s.arrivals), total: s.n };
   }
 
   private onGc(e: GcEvent): void {
@@ -286,7 +408,11 @@ export class Detector {
       const stats = this.routeStats[r];
       if (stats === undefined || stats.verdict === 'leaking') return; // the probe's word is final
       if (ra.windowRequests === 0 && stats.requests > 0 && stats.verdict !== 'warming-up') return; // idle: keep what we knew
-      const v = { ...ra.verdict };
+      const iso = this.isolated.get(stats);
+      const isolated = iso === undefined ? undefined : (() => { const x = this.samplesOf(stats); return summarizeIsolated(x.heap, x.arrivals); })();
+      // Re-decide with the isolated samples only where the regression had enough to judge at all:
+      // the warm-up guards (checkpoints, requests, spare rows) stay the regression's.
+      const v = isolated !== undefined && ra.modeled ? decideVerdict({ ...ra.evidence, isolated }) : { ...ra.verdict };
       this.streak[r] = v.verdict === 'growing' ? this.streak[r] + 1 : 0;
       if (v.verdict === 'growing' && this.streak[r] < CONFIRM) {
         v.verdict = 'warming-up';
@@ -298,16 +424,21 @@ export class Detector {
       delete findings.projection; delete findings.dataDependent; delete findings.nativeGrowth; delete findings.objectGrowth;
       if (ra.heap !== undefined) {
         const ext = ra.external;
+        // Isolated samples give the tighter figure once there are enough of them.
+        const useIso = isolated !== undefined && isolated.all.n >= (DEFAULT_RULES.minIsolated ?? 12) && isolated.all.se < ra.heap.se;
+        const heapEst = useIso ? Math.max(0, isolated!.all.estimate) : ra.heap.estimate;
         stats.estimate = {
-          bytesPerRequest: ra.heap.estimate,
-          low: Math.max(0, ra.heap.low),
-          high: Math.max(0, ra.heap.high),
+          bytesPerRequest: heapEst,
+          low: Math.max(0, useIso ? isolated!.all.low : ra.heap.low),
+          high: Math.max(0, useIso ? isolated!.all.high : ra.heap.high),
           externalBytesPerRequest: ext?.estimate ?? 0,
-          basis: { method: this.monitor.options.mode === 'dev' ? 'checkpoint-regression' : 'natural-gc-regression', checkpoints: a.checkpoints, samples: ra.windowRequests },
+          basis: useIso
+            ? { method: 'isolated-samples', checkpoints: a.checkpoints, samples: isolated!.all.n }
+            : { method: this.monitor.options.mode === 'dev' ? 'checkpoint-regression' : 'natural-gc-regression', checkpoints: a.checkpoints, samples: ra.windowRequests },
         };
         // A projection of bytes only where the bytes are measured: a route found by an object count
         // (one new global per request) may keep fewer bytes than the checkpoint noise can resolve.
-        const bytes = ra.heap.estimate + (ext?.estimate ?? 0);
+        const bytes = heapEst + (ext?.estimate ?? 0);
         if (v.verdict === 'growing' && bytes >= DEFAULT_RULES.minBytes) findings.projection = project(bytes, workers);
         if (ext !== undefined && v.basis === 'external') {
           findings.nativeGrowth = { externalBytesPerRequest: ext.estimate, low: Math.max(0, ext.low), high: ext.high };

@@ -65,6 +65,26 @@ export class Gate {
     for (const resolve of waiting) resolve();
   }
 
+  /**
+   * Lets the longest-waiting held request in while the gate stays closed (the owner's deadline
+   * still holds). Returns false when the gate is open, `token` does not own it, or nobody waits.
+   * The detector uses it to run one request alone between two forced GCs.
+   *
+   * @example
+   * ```ts
+   * const token = gate.close(400)!;
+   * if (gate.admitOne(token)) { await finished(); }
+   * gate.open(token);
+   * ```
+   */
+  admitOne(token: symbol): boolean {
+    if (this.owner !== token) return false;
+    const resolve = this.waiting.shift();
+    if (resolve === undefined) return false;
+    resolve();
+    return true;
+  }
+
   /** Remaining ms before the current close expires (0 when open). */
   remainingMs(): number {
     return this.owner === undefined ? 0 : Math.max(0, this.closedUntil - Date.now());

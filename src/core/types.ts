@@ -41,7 +41,11 @@ export interface LeakwatchOptions {
   captureBodyLimit?: number;
   /** Dev only: probe a GET/HEAD route as soon as it turns `growing`. Default true in dev. */
   autoProbe?: boolean;
-  /** Milliseconds between quiescent checkpoints in dev mode. Default 1000. */
+  /**
+   * Dev mode: the LONGEST gap between quiescent checkpoints while there is traffic. Checkpoints are
+   * normally due every ~100 requests, spaced so that they take at most 8% of wall time; this bound
+   * only matters for slow traffic (fewer than ~100 requests per interval). Default 1000.
+   */
   checkpointIntervalMs?: number;
   /** Print the one-line startup notice. Default true. */
   notice?: boolean;

@@ -35,6 +35,8 @@ export interface RouteOutcome {
   /** Process-wide request count when a control was first called growing (null: never). */
   firstGrowingAtTotal: number | null;
   findings: Record<string, unknown>;
+  /** Isolated samples taken of this route (all, and those used: arrivals === 1). */
+  isolated: { taken: number; used: number; basis: string | null };
 }
 
 export const EXTRA_ROUTES = ['/extra/a', '/extra/b', '/extra/c'];
@@ -74,6 +76,8 @@ async function main(): Promise<void> {
     stop = async () => { await app.close(); };
   }
 
+  // --isolate MS on the bench: sampled isolation on, with that budget per checkpoint (off by default).
+  (monitor.features.detector as Detector).isolateBudgetMs = Number(process.env.DETECT_ISOLATE_MS ?? 0) || 0;
   const watched: Watched[] = [
     ...zoo.scenarios.map((s: { name: string; path: string; kind: 'leak' | 'control' }) => ({ key: 'GET ' + s.path, name: s.name, kind: s.kind })),
     ...EXTRA_ROUTES.map((p) => ({ key: 'GET ' + p, name: p.slice(1).replace('/', '-'), kind: 'control' as const })),
@@ -130,6 +134,7 @@ async function main(): Promise<void> {
         rightAtTotal: rightSince.get(w.key) ?? null,
         firstGrowingAtTotal: firstGrowing.get(w.key) ?? null,
         findings: s.findings,
+        isolated: (() => { const x = (monitor.features.detector as Detector).samplesOf(s); return { taken: x.total, used: x.arrivals.filter((a) => a === 1).length, basis: s.estimate?.basis.method ?? null }; })(),
       });
     }
     const det = monitor.features.detector as Detector;
@@ -137,7 +142,7 @@ async function main(): Promise<void> {
     process.send!({
       outcomes,
       total: monitor.recorder.totalRequests,
-      detector: { taken: det.taken, skipped: det.skipped, costMs: det.costMs, drainMs: det.drainMs, gcMs: det.gcMs, analyzeMs: det.analyzeMs, heapScale: det.last?.heapScale ?? null },
+      detector: { taken: det.taken, skipped: det.skipped, costMs: det.costMs, drainMs: det.drainMs, gcMs: det.gcMs, analyzeMs: det.analyzeMs, isolated: det.isolatedSamples, isolateTimeouts: det.isolateTimeouts, heapScale: det.last?.heapScale ?? null },
       process: { ...monitor.processFindings, history: monitor.processFindings.history.length },
       gate: { held: monitor.gate.held, longestHoldMs: monitor.gate.longestHoldMs },
     }, () => { void stop().then(() => process.exit(0)); });

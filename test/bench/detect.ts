@@ -5,7 +5,8 @@
 // bench-results/.
 //
 // Options: --rate N (requests/s over all connections, default 200; 0 = flat out), --requests N
-// (default 5000), --seed N, --framework express|fastify, --phase N (requests per mix phase).
+// (default 5000), --seed N, --framework express|fastify, --phase N (requests per mix phase),
+// --isolate MS (sampled isolation on, MS per checkpoint; default 0 = off, as in the detector).
 import { fork, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -28,6 +29,7 @@ const REQUESTS = Number(arg('requests', '5000'));
 const SEED = Number(arg('seed', '1'));
 const PHASE = Number(arg('phase', '250'));
 const FRAMEWORKS = arg('framework', 'express,fastify').split(',');
+const ISOLATE_MS = Number(arg('isolate', '0'));
 
 interface RunResult {
   run: string;
@@ -38,7 +40,7 @@ interface RunResult {
   seconds: number;
   errors: number;
   outcomes: Array<RouteOutcome & { truthBytesPerRequest: number; truthExternalBytesPerRequest: number; errorPct: number | null; right: boolean }>;
-  detector: { taken: number; skipped: number; costMs: number; drainMs: number; gcMs: number; analyzeMs: number; heapScale: number | null };
+  detector: { taken: number; skipped: number; costMs: number; drainMs: number; gcMs: number; analyzeMs: number; isolated?: number; isolateTimeouts?: number; heapScale: number | null };
   process: Record<string, unknown>;
   gate: { held: number; longestHoldMs: number };
 }
@@ -57,7 +59,7 @@ function once<T>(child: ChildProcess, pred: (m: any) => boolean): Promise<T> {
 }
 
 async function run(name: string, framework: string, scenarios: Scenario[], extras: string[], total: number): Promise<RunResult> {
-  const server = fork(path.join(__dirname, 'detect-server.js'), [framework], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...process.env, NODE_ENV: 'development' } });
+  const server = fork(path.join(__dirname, 'detect-server.js'), [framework], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...process.env, NODE_ENV: 'development', DETECT_ISOLATE_MS: String(ISOLATE_MS) } });
   const { port } = await once<{ port: number }>(server, (m) => typeof m.port === 'number');
   const routes = [...scenarios.map(urlsFor), ...extras.map((p) => [p])];
   const cfg = { port, total, concurrency: 8, seed: SEED, rate: RATE, phase: PHASE, routes };
@@ -87,7 +89,7 @@ async function run(name: string, framework: string, scenarios: Scenario[], extra
 const kb = (b: number | null): string => (b === null ? '–' : Math.abs(b) >= 1000 ? (b / 1000).toFixed(2) + ' KB' : b.toFixed(0) + ' B');
 
 function table(r: RunResult): string {
-  const rows = [['scenario', 'kind', 'truth/req', 'verdict', 'estimate/req (95%)', 'error', 'right after (total req)', 'control ever growing']];
+  const rows = [['scenario', 'kind', 'truth/req', 'verdict', 'estimate/req (95%)', 'error', 'right after (total req)', 'control ever growing', 'isolated used/taken']];
   for (const o of r.outcomes) {
     const ext = o.truthExternalBytesPerRequest > o.truthBytesPerRequest;
     const truth = ext ? `${kb(o.truthExternalBytesPerRequest)} ext` : kb(o.truthBytesPerRequest);
@@ -97,6 +99,7 @@ function table(r: RunResult): string {
       o.errorPct === null ? '–' : `${o.errorPct >= 0 ? '+' : ''}${o.errorPct.toFixed(0)}%`,
       o.rightAtTotal === null ? 'NOT RIGHT' : String(o.rightAtTotal),
       o.kind === 'control' ? (o.firstGrowingAtTotal === null ? 'never' : `YES at ${o.firstGrowingAtTotal}`) : '',
+      o.isolated ? `${o.isolated.used}/${o.isolated.taken}` : '–',
     ]);
   }
   const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
@@ -114,12 +117,12 @@ async function main(): Promise<void> {
     results.push(await run('needle', fw, needle, EXTRA_ROUTES, 3000));
   }
   console.log(`\nleakwatch detection benchmark — ${new Date().toISOString().slice(0, 10)}, Node ${process.version}, ${os.cpus().length} CPUs`);
-  console.log(`concurrency 8, ${RATE > 0 ? RATE + ' req/s' : 'flat out'}, seed ${SEED}, mix re-drawn every ${PHASE} requests\n`);
+  console.log(`concurrency 8, ${RATE > 0 ? RATE + ' req/s' : 'flat out'}, seed ${SEED}, mix re-drawn every ${PHASE} requests, isolation ${ISOLATE_MS > 0 ? ISOLATE_MS + ' ms/checkpoint' : 'off'}\n`);
   let ok = true;
   for (const r of results) {
     const title = r.run === 'zoo' ? `all ${r.outcomes.length} zoo scenarios` : `a 1 KB/request leak among ${r.outcomes.length} routes`;
     console.log(`### ${r.framework}: ${title}, ${r.requests} requests in ${r.seconds.toFixed(1)} s (${r.errors} errors)`);
-    console.log(`checkpoints ${r.detector.taken} (skipped ${r.detector.skipped}), ${r.detector.costMs.toFixed(0)} ms in checkpoints (drain ${r.detector.drainMs.toFixed(0)} ms, forced GC ${r.detector.gcMs.toFixed(0)} ms, analysis ${r.detector.analyzeMs.toFixed(0)} ms) = ${(r.detector.costMs / 10 / r.seconds).toFixed(1)}% of wall time, residual scale ${kb(r.detector.heapScale)}, longest gate hold ${r.gate.longestHoldMs.toFixed(0)} ms`);
+    console.log(`checkpoints ${r.detector.taken} (skipped ${r.detector.skipped}), ${r.detector.costMs.toFixed(0)} ms in checkpoints (drain ${r.detector.drainMs.toFixed(0)} ms, forced GC ${r.detector.gcMs.toFixed(0)} ms, analysis ${r.detector.analyzeMs.toFixed(0)} ms; ${r.detector.isolated ?? 0} isolated samples) = ${(r.detector.costMs / 10 / r.seconds).toFixed(1)}% of wall time, residual scale ${kb(r.detector.heapScale)}, longest gate hold ${r.gate.longestHoldMs.toFixed(0)} ms`);
     console.log(table(r));
     const wrong = r.outcomes.filter((o) => !o.right).map((o) => o.name);
     const falseAlarms = r.outcomes.filter((o) => o.kind === 'control' && o.firstGrowingAtTotal !== null).map((o) => o.name);

@@ -9,6 +9,7 @@ import { fastifyLeakwatch } from '../../src/fastify/index';
 import type { LeakMonitor } from '../../src/core/monitor';
 import type { Detector } from '../../src/core/detector';
 import { listen, close } from '../helpers';
+import { Gate } from '../../src/core/gate';
 
 // End to end on a real loopback server: one route keeps 20 KB per request (a flat hex string),
 // one keeps nothing. 20 KB/request is over a thousand times the checkpoint noise per request
@@ -215,4 +216,22 @@ test('exact object counts: a listener per request (after Node warns) and a globa
   assert.equal(g.verdict, 'growing', g.verdictReason);
   assert.match(g.verdictReason, /globals count grows/);
   t.diagnostic(`both growing after ${sent} requests`);
+});
+
+test('gate.admitOne lets exactly one held request in while the gate stays closed, only for its owner', async () => {
+  const gate = new Gate();
+  const token = gate.close(5_000)!;
+  const order: number[] = [];
+  for (let i = 0; i < 3; i++) void gate.admit()!.then(() => order.push(i));
+  assert.equal(gate.queued, 3);
+  assert.equal(gate.admitOne(Symbol('not the owner')), false);
+  assert.equal(gate.admitOne(token), true);
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(order, [0]);
+  assert.equal(gate.closed, true);
+  assert.equal(gate.queued, 2);
+  gate.open(token);
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(order, [0, 1, 2]);
+  assert.equal(gate.admitOne(token), false); // open: nothing to do
 });

@@ -4,3 +4,4 @@ export { fitRetention, fitLine, theilSen, type Coefficient, type RetentionFit, t
 export { decideVerdict, DEFAULT_RULES, type RouteEvidence, type VerdictRules, type VerdictResult, type Signal } from './verdict';
 export { analyzeWindow, type CheckpointWindow, type RouteAnalysis, type WindowAnalysis, type AnalysisOptions } from './checkpoints';
 export { formatBytes, formatCount, formatDuration, project, secondsToLimit, type Projection } from './projection';
+export { huberLocation, summarizeIsolated, type IsolatedEstimate, type IsolatedSummary, type IsolatedOptions } from './isolated';

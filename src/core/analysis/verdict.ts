@@ -1,5 +1,6 @@
 import type { Coefficient } from './regression';
 import { formatBytes, formatCount } from './projection';
+import type { IsolatedSummary } from './isolated';
 
 /** One kind of evidence about a route: its fit over the whole window and over the recent half. */
 export interface Signal {
@@ -17,6 +18,8 @@ export interface RouteEvidence {
   external?: Signal;
   /** Object counts that grow with this route: globals, Timeouts, … */
   objects?: Array<{ name: string } & Signal>;
+  /** Requests run alone between two forced GCs (see summarizeIsolated). */
+  isolated?: IsolatedSummary;
 }
 
 export interface VerdictRules {
@@ -30,6 +33,14 @@ export interface VerdictRules {
   zRecent: number;
   minObjectsPerRequest: number;
   zObjects: number;
+  /** Isolated samples needed before they can decide `growing` (default 12). */
+  minIsolated?: number;
+  /**
+   * The lower 95% bound an isolated figure must clear (default 512 B): a no-op request reads one of
+   * two levels about 640 B apart (−208 or +432 B on Express), so a run of the upper one alone must
+   * not read as a leak.
+   */
+  minIsolatedBytes?: number;
 }
 
 /** Defaults chosen on the zoo benchmark (see test/bench/detect.ts). */
@@ -41,6 +52,8 @@ export const DEFAULT_RULES: VerdictRules = {
   zRecent: 3,
   minObjectsPerRequest: 0.05,
   zObjects: 6,
+  minIsolated: 12,
+  minIsolatedBytes: 512,
 };
 
 export interface VerdictResult {
@@ -60,6 +73,15 @@ function judge(s: Signal | undefined, min: number, z: number, zRecent: number): 
   // Sustained: the recent half still grows, at a rate of the same order as the whole window.
   // A cache that fills then stops shows a strong early slope and a flat recent half.
   if (r !== undefined && r.z >= zRecent && r.unconstrained >= a.unconstrained / 3) return 'sustained';
+  return 'flattening';
+}
+
+function judgeIsolated(s: IsolatedSummary | undefined, rules: VerdictRules): Test {
+  if (s === undefined || s.all.n < (rules.minIsolated ?? 12)) return 'none';
+  const a = s.all;
+  if (!(a.estimate >= rules.minBytes && a.low >= (rules.minIsolatedBytes ?? 512) && a.z >= rules.z)) return 'none';
+  const r = s.recent;
+  if (r !== undefined && r.n >= Math.ceil((rules.minIsolated ?? 12) / 2) && r.z >= rules.zRecent && r.estimate >= a.estimate / 3) return 'sustained';
   return 'flattening';
 }
 
@@ -96,6 +118,14 @@ export function decideVerdict(e: RouteEvidence, rules: VerdictRules = DEFAULT_RU
     const c = e.heap!.all;
     return { verdict: 'growing', basis: 'heap', reason: `live JS heap grows ${formatBytes(c.unconstrained)} per request (95% ${formatBytes(Math.max(0, c.low))}–${formatBytes(c.high)}), still growing in the recent half of the window` };
   }
+  const iso = judgeIsolated(e.isolated, rules);
+  // Isolated samples are exact for the requests sampled, but they must not contradict the
+  // regression, which sees every request: its 95% interval has to reach half the isolated figure.
+  const isoAgrees = e.heap === undefined || e.heap.all.high >= (e.isolated?.all.estimate ?? 0) / 2;
+  if (iso === 'sustained' && isoAgrees) {
+    const c = e.isolated!.all;
+    return { verdict: 'growing', basis: 'isolated', reason: `a request run alone keeps ${formatBytes(c.estimate)} of live JS heap (95% ${formatBytes(Math.max(0, c.low))}–${formatBytes(c.high)}, ${c.n} isolated samples), still in the recent half` };
+  }
   if (ext === 'sustained') {
     const c = e.external!.all;
     return { verdict: 'growing', basis: 'external', reason: `external (Buffer/ArrayBuffer) memory grows ${formatBytes(c.unconstrained)} per request (95% ${formatBytes(Math.max(0, c.low))}–${formatBytes(c.high)}) while this is outside the JS heap` };
@@ -104,7 +134,7 @@ export function decideVerdict(e: RouteEvidence, rules: VerdictRules = DEFAULT_RU
     const o = e.objects!.find((x) => x.name === objectName)!;
     return { verdict: 'growing', basis: `objects:${objectName}`, reason: `${objectName} count grows ${o.all.unconstrained.toFixed(2)} per request and keeps growing` };
   }
-  if (heap === 'flattening' || ext === 'flattening' || objectTest === 'flattening') {
+  if (heap === 'flattening' || ext === 'flattening' || objectTest === 'flattening' || iso === 'flattening') {
     return { verdict: 'warming-up', reason: 'grew earlier in the window but the growth is flattening out (like a cache filling up)' };
   }
   const c = e.heap?.all;
