@@ -63,7 +63,24 @@ export class RateClient {
     const c: Conn = { socket, buf: Buffer.alloc(0), sentAt: 0, busy: false };
     socket.on('data', (chunk: Buffer) => this.onData(c, chunk));
     socket.on('error', () => { this.socketErrors++; });
+    // A connection the server closed is replaced; a request it carried counts as an error.
+    socket.on('close', () => { void this.onClose(c); });
     this.conns.push(c);
+  }
+
+  private async onClose(c: Conn): Promise<void> {
+    const i = this.conns.indexOf(c);
+    if (i < 0) return; // closed by us
+    this.conns.splice(i, 1);
+    const r = this.run;
+    if (c.busy && r !== undefined) {
+      r.errors++;
+      r.lat[r.done++] = NaN;
+      if (r.done === r.total) r.finish();
+    }
+    try { await this.connect(); } catch { return; }
+    const fresh = this.conns[this.conns.length - 1];
+    if (r !== undefined && this.run === r && r.backlog > 0 && r.sent < r.total) { r.backlog--; this.send(fresh, r); }
   }
 
   private send(c: Conn, r: Run): void {
@@ -133,19 +150,21 @@ export class RateClient {
       const stale = this.conns.filter((c) => c.busy);
       this.conns = this.conns.filter((c) => !c.busy);
       for (const c of stale) { c.socket.destroy(); await this.connect(); }
+      r.done = Math.min(r.done, r.total);
     }
     return {
       done: r.done,
       errors: r.errors + (r.total - r.done) + (this.socketErrors - errors0),
       non2xx: r.non2xx,
       elapsedMs,
-      latencies: r.lat.slice(0, r.done).sort(),
+      latencies: r.lat.slice(0, r.done).filter((x) => !Number.isNaN(x)).sort(),
     };
   }
 
   close(): void {
-    for (const c of this.conns) c.socket.destroy();
+    const conns = this.conns;
     this.conns = [];
+    for (const c of conns) c.socket.destroy();
   }
 }
 
