@@ -36,7 +36,7 @@ export interface RouteOutcome {
   firstGrowingAtTotal: number | null;
   findings: Record<string, unknown>;
   /** Isolated samples taken of this route (all, and those used: arrivals === 1). */
-  isolated: { taken: number; used: number; basis: string | null };
+  isolated: { taken: number; used: number; basis: string | null; heap?: number[]; arrivals?: number[] };
 }
 
 export const EXTRA_ROUTES = ['/extra/a', '/extra/b', '/extra/c'];
@@ -134,7 +134,7 @@ async function main(): Promise<void> {
         rightAtTotal: rightSince.get(w.key) ?? null,
         firstGrowingAtTotal: firstGrowing.get(w.key) ?? null,
         findings: s.findings,
-        isolated: (() => { const x = (monitor.features.detector as Detector).samplesOf(s); return { taken: x.total, used: x.arrivals.filter((a) => a === 1).length, basis: s.estimate?.basis.method ?? null }; })(),
+        isolated: (() => { const x = (monitor.features.detector as Detector).samplesOf(s); return { taken: x.total, used: x.arrivals.filter((a) => a === 1).length, basis: s.estimate?.basis.method ?? null, heap: x.heap, arrivals: x.arrivals }; })(),
       });
     }
     const det = monitor.features.detector as Detector;

@@ -235,3 +235,48 @@ test('gate.admitOne lets exactly one held request in while the gate stays closed
   assert.deepEqual(order, [0, 1, 2]);
   assert.equal(gate.admitOne(token), false); // open: nothing to do
 });
+
+test('sampled isolation (opt-in): single requests run alone are charged to their own route; nothing is lost', async (t) => {
+  const app = express();
+  const mw = leakwatch({ ...OPTIONS, checkpointIntervalMs: 100 });
+  app.use(mw);
+  // 200 KB per request: ten times the largest stray reading seen in an isolated sample (±15 KB).
+  const keep: string[] = [];
+  app.get('/big', (_req, res) => { keep.push(randomBytes(102_400).toString('hex')); res.json({ n: keep.length }); });
+  app.get('/noop/:id', (req, res) => { res.json({ id: req.params.id }); });
+  const server = http.createServer(app);
+  const port = await listen(server);
+  const detector = mw.monitor.features.detector as Detector;
+  detector.isolateBudgetMs = 40;
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+  t.after(async () => { agent.destroy(); mw.close(); await close(server); keep.length = 0; });
+  const rng = mulberry32(7);
+  const big = (): number[] => detector.samplesOf(mw.monitor.route('GET', '/big')!).heap;
+  const noop = (): number[] => detector.samplesOf(mw.monitor.route('GET', '/noop/:id')!).heap;
+  let sent = 0;
+  // Unthrottled keep-alive clients: a replacement request reaches the gate right after each one.
+  while (sent < 8000 && (big().length < 5 || noop().length < 5)) {
+    const worker = async (): Promise<void> => {
+      for (let i = 0; i < 50; i++) {
+        const path = rng() < 0.3 ? '/big' : '/noop/' + Math.floor(rng() * 5);
+        await new Promise<void>((resolve, reject) => {
+          http.get({ host: '127.0.0.1', port, path, agent }, (res) => {
+            assert.equal(res.statusCode, 200);
+            res.resume();
+            res.on('end', () => resolve());
+          }).on('error', reject);
+        });
+      }
+    };
+    await Promise.all([worker(), worker(), worker(), worker()]);
+    sent += 200;
+  }
+  const med = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  t.diagnostic(`${detector.isolatedSamples} isolated samples after ${sent} requests; /big median ${med(big())} B (${big().length}), /noop median ${med(noop())} B (${noop().length})`);
+  assert.ok(big().length >= 5 && noop().length >= 5, `samples: big ${big().length}, noop ${noop().length}`);
+  // 204,816 bytes per /big request (204,800 characters + a 16-byte header); single readings have
+  // been seen 85 KB off, so the margins are wide: what is shown is that the bytes land on /big.
+  assert.ok(med(big()) > 100_000 && med(big()) < 300_000, `big median ${med(big())}`);
+  assert.ok(Math.abs(med(noop())) < 50_000, `noop median ${med(noop())}`);
+  assert.equal(mw.monitor.gate.closed, false);
+});
