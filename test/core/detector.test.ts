@@ -202,7 +202,7 @@ test('exact object counts: a listener per request (after Node warns) and a globa
   const rng = mulberry32(7);
   let sent = 0;
   const leak = (): string | undefined => mw.monitor.route('GET', '/leak')?.verdict;
-  while (sent < 4500 && !(leak() === 'growing' && mw.monitor.route('GET', '/noop/:id')?.verdict === 'growing')) {
+  while (sent < 9000 && !(leak() === 'growing' && mw.monitor.route('GET', '/noop/:id')?.verdict === 'growing')) {
     await drive(port, 300, rng, agent);
     sent += 300;
     await new Promise((r) => setTimeout(r, 250));
