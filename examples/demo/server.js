@@ -64,7 +64,7 @@ async function start(opts = {}) {
     server.listen(opts.port === undefined ? 0 : opts.port, host, resolve);
   });
   const port = server.address().port;
-  const rps = opts.rps === undefined ? 100 : opts.rps;
+  const rps = opts.rps === undefined ? 200 : opts.rps;
   const stopTraffic = rps > 0 ? startTraffic(port, rps) : () => {};
   const url = `http://${host === '0.0.0.0' ? 'localhost' : host}:${port}`;
   return {
@@ -88,7 +88,7 @@ if (require.main === module) {
   // MaxListenersExceededWarning is part of the zoo (the listener leak); leakwatch shows it too.
   process.on('warning', (w) => { if (w.name !== 'MaxListenersExceededWarning') console.warn(w); });
   const port = process.env.PORT === undefined ? 3000 : Number(process.env.PORT);
-  const rps = process.env.DEMO_RPS === undefined ? 100 : Number(process.env.DEMO_RPS);
+  const rps = process.env.DEMO_RPS === undefined ? 200 : Number(process.env.DEMO_RPS);
   start({ port, rps, host: process.env.HOST || '127.0.0.1' }).then((demo) => {
     console.log(`leakwatch demo: the leak zoo is at ${demo.url}/ with ${rps} background requests/s`);
     console.log(`Open ${demo.url}/__leaks`);

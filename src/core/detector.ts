@@ -441,8 +441,11 @@ export class Detector {
         const heapEst = useIso ? Math.max(0, isolated!.all.estimate) : ra.heap.estimate;
         stats.estimate = {
           bytesPerRequest: heapEst,
-          low: Math.max(0, useIso ? isolated!.all.low : ra.heap.low),
-          high: Math.max(0, useIso ? isolated!.all.high : ra.heap.high),
+          // The interval comes from the unconstrained fit and the estimate from the non-negative
+          // one, which can differ when routes share their traffic pattern: widen the interval so
+          // it always contains the figure shown beside it.
+          low: Math.max(0, Math.min(heapEst, useIso ? isolated!.all.low : ra.heap.low)),
+          high: Math.max(heapEst, useIso ? isolated!.all.high : ra.heap.high),
           externalBytesPerRequest: ext?.estimate ?? 0,
           basis: useIso
             ? { method: 'isolated-samples', checkpoints: a.checkpoints, samples: isolated!.all.n }

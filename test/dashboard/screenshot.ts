@@ -10,7 +10,7 @@ import { startDemo } from './demo';
 
 async function main(): Promise<void> {
   const t0 = Date.now();
-  const demo = await startDemo(Number(process.env.DEMO_RPS ?? 40));
+  const demo = await startDemo(Number(process.env.DEMO_RPS ?? 200)); // npm start's default rate
   if (!demo) throw new Error('examples/demo/server.js is missing');
   const browser = await launch();
   try {
