@@ -41,3 +41,15 @@ export function close(server: http.Server): Promise<void> {
   server.closeAllConnections?.();
   return new Promise((r) => server.close(() => r()));
 }
+
+/** mulberry32: a tiny seeded PRNG, so seeded traffic and synthetic series replay identically. */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

@@ -4,6 +4,7 @@
 // idle, others busy), as real traffic does over a day; a fixed mix would make per-route counts
 // collinear (see MEASURING.md §5).
 import http from 'node:http';
+import { mulberry32 } from '../helpers';
 
 interface ClientConfig {
   port: number;
@@ -18,16 +19,6 @@ interface ClientConfig {
   routes: string[][];
 }
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 async function main(): Promise<void> {
   const cfg = JSON.parse(process.argv[2]) as ClientConfig;

@@ -5,17 +5,8 @@ import {
   project, secondsToLimit, theilSen, type CheckpointWindow,
   huberLocation, summarizeIsolated, type RouteEvidence,
 } from '../../src/core/analysis/index';
+import { mulberry32 } from '../helpers';
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 /** Standard normal by Box–Muller from a seeded uniform source. */
 function gauss(rng: () => number): number {
   return Math.sqrt(-2 * Math.log(rng() + 1e-12)) * Math.cos(2 * Math.PI * rng());

@@ -8,7 +8,7 @@ import { leakwatch } from '../../src/express/index';
 import { fastifyLeakwatch } from '../../src/fastify/index';
 import type { LeakMonitor } from '../../src/core/monitor';
 import type { Detector } from '../../src/core/detector';
-import { listen, close } from '../helpers';
+import { listen, close, mulberry32 } from '../helpers';
 import { Gate } from '../../src/core/gate';
 
 // End to end on a real loopback server: one route keeps 20 KB per request (a flat hex string),
@@ -16,16 +16,6 @@ import { Gate } from '../../src/core/gate';
 // measured on the zoo (10–25 KB per checkpoint spread over ~100 requests), so the margins do not
 // depend on the machine's load; traffic is seeded so every run sends the same sequence.
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const OPTIONS = { notice: false, mode: 'dev' as const, autoProbe: false, checkpointIntervalMs: 200, workers: 4 };
 
