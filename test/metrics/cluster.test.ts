@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { repoRoot, get } from '../helpers';
-import { checkMetrics, hasPromtool, NO_PROMTOOL, parseExposition, pick, value } from './prom';
+import { assertPromtoolClean, parseExposition, pick, value } from './prom';
 
 interface Listening { event: string; port: number; metricsPort: number; workers: number[] }
 
@@ -62,13 +62,7 @@ test('node:cluster with 2 workers: the primary\'s AggregatorRegistry sums reques
     const scrape = await get(info.metricsPort, '/metrics');
     assert.equal(scrape.status, 200);
     assert.match(String(scrape.headers['content-type']), /^text\/plain; version=0\.0\.4/);
-    if (hasPromtool()) {
-      const lint = await checkMetrics(scrape.body);
-      assert.equal(lint.code, 0, lint.output);
-      assert.equal(lint.output.trim(), '', lint.output);
-    } else {
-      t.diagnostic(`promtool check metrics skipped: ${NO_PROMTOOL}`);
-    }
+    await assertPromtoolClean(scrape.body, t);
     const s = parseExposition(scrape.body);
     // Sums: each worker saw only its share, the primary reports the whole.
     assert.equal(value(s, 'leakwatch_route_requests_total', { method: 'GET', route: '/whoami' }), 2 * cycles);

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { repoRoot, get } from '../helpers';
-import { checkMetrics, hasPromtool, NO_PROMTOOL, parseExposition, pick, value } from './prom';
+import { assertPromtoolClean, parseExposition, pick, value } from './prom';
 
 const demoPath = path.join(repoRoot, 'examples', 'demo', 'server.js');
 const zooPath = path.join(repoRoot, 'examples', 'zoo', 'index.js');
@@ -26,13 +26,7 @@ test('the demo (examples/demo/server.js) serves lint-clean leakwatch metrics for
     const scrape = await get(d.port, '/__leaks/metrics');
     assert.equal(scrape.status, 200);
     assert.equal(scrape.headers['content-type'], 'text/plain; version=0.0.4; charset=utf-8');
-    if (hasPromtool()) {
-      const lint = await checkMetrics(scrape.body);
-      assert.equal(lint.code, 0, lint.output);
-      assert.equal(lint.output.trim(), '', lint.output);
-    } else {
-      t.diagnostic(`promtool check metrics skipped: ${NO_PROMTOOL}`);
-    }
+    await assertPromtoolClean(scrape.body, t);
     const s = parseExposition(scrape.body);
     for (const [route, n] of sent) {
       assert.equal(value(s, 'leakwatch_route_requests_total', { method: 'GET', route }), n, route);

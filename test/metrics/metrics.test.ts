@@ -8,17 +8,10 @@ import { fastifyLeakwatch } from '../../src/fastify/index';
 import { createMonitor, type LeakMonitor } from '../../src/core/monitor';
 import { HEAP_DELTA_BOUNDS, SERIES, VERDICTS, type MetricsFeature } from '../../src/core/metrics/index';
 import { get, listen, close, postJson } from '../helpers';
-import { checkMetrics, hasPromtool, NO_PROMTOOL, parseExposition, pick, value, type PromSample } from './prom';
+import { assertPromtoolClean, parseExposition, pick, value, type PromSample } from './prom';
 
 const quiet = { notice: false, logger: { warn: () => {}, info: () => {} } };
 const feature = (m: LeakMonitor) => m.features.metrics as MetricsFeature;
-
-async function assertPromtoolClean(text: string, t: { diagnostic(s: string): void }): Promise<void> {
-  if (!hasPromtool()) { t.diagnostic(`promtool check metrics skipped: ${NO_PROMTOOL}`); return; }
-  const r = await checkMetrics(text);
-  assert.equal(r.code, 0, `promtool check metrics failed:\n${r.output}`);
-  assert.equal(r.output.trim(), '', `promtool lint complaints:\n${r.output}`);
-}
 
 /** The per-route invariants every scrape must satisfy, whatever the detector concluded. */
 function assertRouteInvariants(samples: PromSample[], method: string, route: string, requests: number): void {

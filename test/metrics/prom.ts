@@ -1,4 +1,5 @@
 // Helpers for the metrics tests: the real promtool binary, and a parser for the text exposition.
+import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';
 
 let available: boolean | undefined;
@@ -68,4 +69,12 @@ export function value(samples: PromSample[], name: string, match: Record<string,
   const found = pick(samples, name, match);
   if (found.length !== 1) throw new Error(`expected one sample of ${name} ${JSON.stringify(match)}, found ${found.length}`);
   return found[0].value;
+}
+
+/** `promtool check metrics` must exit 0 with no lint complaint (skipped, and said so, without promtool). */
+export async function assertPromtoolClean(text: string, t: { diagnostic(s: string): void }): Promise<void> {
+  if (!hasPromtool()) { t.diagnostic(`promtool check metrics skipped: ${NO_PROMTOOL}`); return; }
+  const r = await checkMetrics(text);
+  assert.equal(r.code, 0, `promtool check metrics failed:\n${r.output}`);
+  assert.equal(r.output.trim(), '', `promtool lint complaints:\n${r.output}`);
 }

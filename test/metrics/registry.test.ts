@@ -9,17 +9,10 @@ import { createMonitor, type LeakMonitor } from '../../src/core/monitor';
 import { SERIES, type MetricsFeature } from '../../src/core/metrics/index';
 import { gcWatch } from '../../src/core/gcwatch';
 import { get, listen, close } from '../helpers';
-import { checkMetrics, hasPromtool, NO_PROMTOOL, parseExposition, pick, value } from './prom';
+import { assertPromtoolClean, parseExposition, pick, value } from './prom';
 
 const quiet = { notice: false, logger: { warn: () => {}, info: () => {} } };
 const feature = (m: LeakMonitor) => m.features.metrics as MetricsFeature;
-
-async function lintClean(text: string, t: { diagnostic(s: string): void }): Promise<void> {
-  if (!hasPromtool()) { t.diagnostic(`promtool check metrics skipped: ${NO_PROMTOOL}`); return; }
-  const r = await checkMetrics(text);
-  assert.equal(r.code, 0, r.output);
-  assert.equal(r.output.trim(), '', r.output);
-}
 
 test('a custom registry: the app\'s own /metrics carries leakwatch_* next to its metrics; {path}/metrics only leakwatch\'s; close() removes ours only', async (t) => {
   const express = require('express');
@@ -35,7 +28,7 @@ test('a custom registry: the app\'s own /metrics carries leakwatch_* next to its
   try {
     for (let i = 0; i < 4; i++) await get(port, '/page/home');
     const theirs = await get(port, '/metrics');
-    await lintClean(theirs.body, t);
+    await assertPromtoolClean(theirs.body, t);
     const s = parseExposition(theirs.body);
     assert.equal(value(s, 'app_hits_total', { page: 'home' }), 4);
     // The app's own /metrics is a route of the app too, recorded once its response is done.
@@ -65,7 +58,7 @@ test('the prefix option renames every series', async (t) => {
   try {
     m.recorder.routeFor('GET', '/x').requests = 2;
     const text = await registry.metrics();
-    await lintClean(text, t);
+    await assertPromtoolClean(text, t);
     const names = new Set(parseExposition(text).map((x) => x.name.replace(/_(bucket|sum|count)$/, '')));
     for (const n of names) assert.ok(n.startsWith('shop_lw_'), n);
     assert.equal(value(parseExposition(text), 'shop_lw_route_requests_total', { route: '/x' }), 2);
@@ -119,7 +112,7 @@ test('two open instances on one registry with one prefix: a clear error, not pro
     first.monitor.recorder.routeFor('GET', '/a').requests = 1;
     third.monitor.recorder.routeFor('GET', '/b').requests = 2;
     const text = await registry.metrics();
-    await lintClean(text, t);
+    await assertPromtoolClean(text, t);
     const s = parseExposition(text);
     assert.equal(value(s, 'leakwatch_route_requests_total', { route: '/a' }), 1);
     assert.equal(value(s, 'second_route_requests_total', { route: '/b' }), 2);
