@@ -95,25 +95,44 @@ async function bigHeaps(): Promise<void> {
   for (const r of gcRows) console.log(r);
 }
 
+/**
+ * Options (environment):
+ * - BENCH_ZOO_ONLY=every-10th,array-push: only these scenarios;
+ * - BENCH_ZOO_ITERATIONS=30,100: probe each scenario at each of these iteration counts (default 30);
+ * - BENCH_ZOO_REPEAT=5: probe each (scenario, iterations) this many times, in one server;
+ * - BENCH_ZOO_OBJECTS=0: bytes and verdict only (no heap snapshots);
+ * - BENCH_ZOO_SERIES=1: print each probe's per-iteration differences to stderr.
+ */
 async function zooAccuracy(): Promise<void> {
   const c = await startChild(8);
   const rows: string[] = [];
   let right = 0;
   let within = 0;
   let big = 0;
+  let probes = 0;
+  const only = process.env.BENCH_ZOO_ONLY?.split(',').filter(Boolean);
+  const scenarios = only ? zoo.scenarios.filter((s) => only.includes(s.name)) : zoo.scenarios;
+  const iterationCounts = (process.env.BENCH_ZOO_ITERATIONS ?? '30').split(',').map(Number);
+  const repeat = Number(process.env.BENCH_ZOO_REPEAT ?? 1);
   try {
     let seed = 1;
     const rng = (): number => { seed = (seed * 16807) % 2147483647; return seed / 2147483647; };
     // Traffic first, as a developer's server would have had: caches fill, lazy init runs.
     for (let i = 0; i < 80; i++) for (const s of zoo.scenarios) await get(c.port, zoo.sample(s, rng));
-    for (const s of zoo.scenarios) {
+    const runs: Array<{ s: typeof zoo.scenarios[number]; iterations: number }> = [];
+    for (const s of scenarios) for (const iterations of iterationCounts) for (let k = 0; k < repeat; k++) runs.push({ s, iterations });
+    for (const { s, iterations } of runs) {
+      probes++;
       const objects = process.env.BENCH_ZOO_OBJECTS !== '0';
-      const r = await timedProbe(c, { method: 'GET', route: s.path, iterations: 30, objects });
+      const r = await timedProbe(c, { method: 'GET', route: s.path, iterations, objects, timeoutMs: 900_000 });
       const rep = r.report;
       const truth = s.truthBytesPerRequest + s.truthExternalBytesPerRequest;
       if (r.status !== 200) {
-        rows.push(`| ${pad(s.name, 15)} | ${s.kind} | ${lpad(truth, 5)} | HTTP ${r.status}: ${String(rep.error).slice(0, 100)} ✗ | | | | | |`);
+        rows.push(`| ${pad(s.name, 15)} | ${iterations} | ${s.kind} | ${lpad(truth, 5)} | HTTP ${r.status}: ${String(rep.error).slice(0, 100)} ✗ | | | | | |`);
         continue;
+      }
+      if (process.env.BENCH_ZOO_SERIES === '1') {
+        console.error(`${s.name} ×${iterations}: ${rep.retainedBytesPerIteration} B/it; extra warm-up ${rep.extraWarmup}; excluded [${rep.excludedIterations.join(',')}]; diffs ${rep.bytesPerIterationSeries.join(' ')}`);
       }
       const expect = s.kind === 'leak' ? 'leaking' : 'stable';
       const ok = rep.verdict === expect;
@@ -127,16 +146,16 @@ async function zooAccuracy(): Promise<void> {
       }
       const top = (rep.newObjects ?? []).filter((o: { countPerIteration: number }) => o.countPerIteration >= 0.8).slice(0, 3)
         .map((o: { constructor: string; countPerIteration: number }) => `${o.constructor} ${o.countPerIteration}`).join(', ');
-      rows.push(`| ${pad(s.name, 15)} | ${s.kind} | ${lpad(truth, 5)} | ${rep.verdict}${ok ? '' : ' ✗'} | ${lpad(rep.retainedBytesPerIteration, 5)} | ${err} | ${rep.newGlobals.length > 0 ? rep.newGlobals.slice(0, 3).join(', ') + '…' : ''} | ${top} | ${(r.ms / 1000).toFixed(1)} s |`);
+      rows.push(`| ${pad(s.name, 15)} | ${iterations} | ${s.kind} | ${lpad(truth, 5)} | ${rep.verdict}${ok ? '' : ' ✗'} | ${lpad(rep.retainedBytesPerIteration, 5)} | ${err} | ${rep.newGlobals.length > 0 ? rep.newGlobals.slice(0, 3).join(', ') + '…' : ''} | ${top} | ${(r.ms / 1000).toFixed(1)} s |`);
     }
   } finally {
     c.proc.kill();
   }
-  console.log('\n### Probe accuracy on the zoo (Express, 30 iterations after 80 requests of mixed traffic; truth = examples/zoo measureTruth)\n');
-  console.log('| scenario | kind | truth B/req | verdict | probe B/iteration | error (≥ 1 KB) | new globals | new objects ≥ 0.8/iteration | time |');
-  console.log('|---|---|---|---|---|---|---|---|---|');
+  console.log(`\n### Probe accuracy on the zoo (Express, ${iterationCounts.join(' and ')} iterations after 80 requests of mixed traffic; truth = examples/zoo measureTruth)\n`);
+  console.log('| scenario | iterations | kind | truth B/req | verdict | probe B/iteration | error (≥ 1 KB) | new globals | new objects ≥ 0.8/iteration | time |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|');
   for (const r of rows) console.log(r);
-  console.log(`\nverdicts right: ${right}/${zoo.scenarios.length}; leaks ≥ 1 KB within ±10%: ${within}/${big}`);
+  console.log(`\nverdicts right: ${right}/${probes}; leaks ≥ 1 KB within ±10%: ${within}/${big}`);
 }
 
 async function main(): Promise<void> {
