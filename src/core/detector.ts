@@ -8,6 +8,9 @@ import { fitLine } from './analysis/regression';
 import { project, secondsToLimit } from './analysis/projection';
 import { DEFAULT_RULES, decideVerdict } from './analysis/verdict';
 import { summarizeIsolated } from './analysis/isolated';
+import { dataDependence } from './analysis/sampled';
+import { heapSampler } from './heapsampler';
+import { Attribution } from './attribution';
 
 /** Checkpoints kept for the regression: a sliding window, so old warm-up falls out of it. */
 export const WINDOW = 64;
@@ -33,6 +36,8 @@ const CPU_AFTERMATH = 2;
 /** Dev mode: a checkpoint is due after this many requests (if the time budget allows). */
 const REQUESTS_PER_CHECKPOINT = 100;
 const TICK_MS = 25;
+/** Dev mode: the sampling profile is read at one checkpoint in this many. */
+const PROFILE_EVERY = 2;
 /** Isolated samples: at most this many per checkpoint, ms per checkpoint, ms to wait for one request. */
 const ISOLATE_MAX_SAMPLES = 12;
 const ISOLATE_WAIT_MS = 25;
@@ -86,6 +91,15 @@ export class Detector {
   private readonly routeStats: RouteStats[] = [];
   /** counts[route] is a ring aligned with `points`. */
   private readonly counts: Float64Array[] = [];
+  /** sampled[route]: live bytes the heap profiler charged to the route (NaN: no trampoline yet). */
+  private readonly sampled: Float64Array[] = [];
+  /** The sampling interval while this detector holds the profiler, else 0. */
+  private samplingInterval = 0;
+  /** ms spent reading sampling profiles, and in the last checkpoint. */
+  profileMs = 0;
+  private lastProfileMs = 0;
+  /** Checkpoints since the profile was last read. */
+  private sinceProfile = Infinity;
   /** Consecutive analyses that found each route growing. */
   private readonly streak: number[] = [];
   private readonly points: Point[] = [];
@@ -134,6 +148,11 @@ export class Detector {
   start(): void {
     // Listening does not silence Node's own printing of the warning.
     process.on('warning', this.warningListener);
+    const o = this.monitor.options;
+    if (o.samplingInterval > 0 && heapSampler.acquire(o.samplingInterval)) {
+      this.samplingInterval = heapSampler.interval;
+      this.monitor.attribution = new Attribution(o.maxRoutes);
+    }
     if (this.monitor.options.mode === 'dev') {
       this.timer = setInterval(() => this.tick(), TICK_MS);
       this.timer.unref();
@@ -149,6 +168,12 @@ export class Detector {
     this.offGc?.();
     this.offGc = undefined;
     process.off('warning', this.warningListener);
+    if (this.samplingInterval > 0) {
+      this.monitor.attribution?.close();
+      this.monitor.attribution = undefined;
+      heapSampler.release();
+      this.samplingInterval = 0;
+    }
   }
 
   private tick(): void {
@@ -158,7 +183,9 @@ export class Detector {
     if (since === 0) return;
     const now = performance.now();
     const elapsed = now - this.lastAt;
-    const minGap = Math.max(TICK_MS, this.lastCostMs / BUDGET, (this.lastCpuMs * CPU_AFTERMATH) / CPU_BUDGET);
+    // The profile read is main-thread work with no GC aftermath: charged once, not CPU_AFTERMATH times.
+    const cpu = Math.max(0, this.lastCpuMs - this.lastProfileMs) * CPU_AFTERMATH + this.lastProfileMs;
+    const minGap = Math.max(TICK_MS, this.lastCostMs / BUDGET, cpu / CPU_BUDGET);
     const due = (since >= REQUESTS_PER_CHECKPOINT && elapsed >= minGap) || elapsed >= this.monitor.options.checkpointIntervalMs;
     if (!due) return;
     this.busy = true;
@@ -170,6 +197,7 @@ export class Detector {
     const m = this.monitor;
     const t0 = performance.now();
     const cpu0 = process.cpuUsage();
+    this.lastProfileMs = 0;
     const token = m.gate.close(GATE_MAX_MS);
     if (token === undefined) return false; // someone else (a probe) holds the gate
     let drained = false;
@@ -327,10 +355,12 @@ export class Detector {
       this.routeIndex.set(stats.key, this.counts.length);
       this.routeStats.push(stats);
       this.counts.push(new Float64Array(WINDOW));
+      this.sampled.push(new Float64Array(WINDOW).fill(NaN));
       this.streak.push(0);
     }
     const slot = this.head;
     for (let r = 0; r < this.counts.length; r++) this.counts[r][slot] = this.routeStats[r].requests;
+    this.readSampled(slot);
     this.sampleObjects(slot, p.forced);
     if (this.points.length < WINDOW) this.points.push(p); else this.points[slot] = p;
     this.head = (this.head + 1) % WINDOW;
@@ -339,6 +369,27 @@ export class Detector {
     f.checkpoints++;
     f.history.push([p.at, p.heap, p.forced ? 1 : 0]);
     if (f.history.length > HISTORY) f.history.splice(0, f.history.length - HISTORY);
+  }
+
+  /**
+   * Live bytes per route from the sampling heap profiler, read right after the full GC (and, in
+   * dev mode, with the gate still closed and nothing in flight, so no request's garbage counts).
+   */
+  private readSampled(slot: number): void {
+    const att = this.monitor.attribution;
+    if (this.samplingInterval === 0 || att === undefined) return;
+    // Every other checkpoint: a read costs about as much as the forced GC (12–20 ms here), and
+    // the estimate rests on total growth over total requests, not on the number of readings.
+    if (this.monitor.options.mode === 'dev' && ++this.sinceProfile < PROFILE_EVERY) return;
+    this.sinceProfile = 0;
+    const t0 = performance.now();
+    const levels = heapSampler.read();
+    this.lastProfileMs = performance.now() - t0;
+    this.profileMs += this.lastProfileMs;
+    for (let r = 0; r < this.routeStats.length; r++) {
+      const id = this.routeStats[r].attributionId;
+      this.sampled[r][slot] = id >= 0 && att.routeOf(id) === this.routeStats[r] ? (levels.get(id)?.bytes ?? 0) : NaN;
+    }
   }
 
   /**
@@ -391,7 +442,7 @@ export class Detector {
   }
 
   /** The current window, oldest first: what the analysis sees (for benchmarks and debugging). */
-  window(): CheckpointWindow & { routes: string[]; at: number[]; heap: number[]; held: number[] } {
+  window(): CheckpointWindow & { routes: string[]; at: number[]; heap: number[]; held: number[]; sampled: number[][] } {
     const pts = this.ordered(this.points);
     const objects: Record<string, number[]> = {};
     this.objectNames.forEach((name, i) => { objects[name] = this.ordered(this.objects[i]); });
@@ -403,18 +454,21 @@ export class Detector {
       held: pts.map((p) => p.held),
       counts: this.counts.map((c) => this.ordered(c)),
       objects,
+      sampled: this.sampled.map((c) => this.ordered(c)),
+      samplingInterval: this.samplingInterval,
     };
   }
 
   private analyze(): void {
     const pts = this.ordered(this.points);
-    const a = analyzeWindow(this.window());
+    const w = this.window();
+    const a = analyzeWindow(w);
     this.last = a;
-    this.writeRoutes(a);
+    this.writeRoutes(a, w.sampled);
     this.writeProcess(pts);
   }
 
-  private writeRoutes(a: WindowAnalysis): void {
+  private writeRoutes(a: WindowAnalysis, sampledSeries: number[][]): void {
     const workers = this.monitor.options.workers;
     a.routes.forEach((ra, r) => {
       const stats = this.routeStats[r];
@@ -434,22 +488,27 @@ export class Detector {
       stats.verdictReason = v.reason;
       const findings: Record<string, unknown> = { ...stats.findings };
       delete findings.projection; delete findings.dataDependent; delete findings.nativeGrowth; delete findings.objectGrowth;
-      if (ra.heap !== undefined) {
+      const sm = ra.evidence.sampled?.all;
+      const useSampled = sm !== undefined && sm.checkpoints >= 4 && sm.requests >= DEFAULT_RULES.minRequests;
+      if (ra.heap !== undefined || useSampled) {
         const ext = ra.external;
         // Isolated samples give the tighter figure once there are enough of them.
-        const useIso = isolated !== undefined && isolated.all.n >= (DEFAULT_RULES.minIsolated ?? 12) && isolated.all.se < ra.heap.se;
-        const heapEst = useIso ? Math.max(0, isolated!.all.estimate) : ra.heap.estimate;
+        const useIso = !useSampled && isolated !== undefined && ra.heap !== undefined && isolated.all.n >= (DEFAULT_RULES.minIsolated ?? 12) && isolated.all.se < ra.heap.se;
+        const c = useSampled ? sm : useIso ? { estimate: Math.max(0, isolated!.all.estimate), low: isolated!.all.low, high: isolated!.all.high } : ra.heap!;
+        const heapEst = c.estimate;
         stats.estimate = {
           bytesPerRequest: heapEst,
           // The interval comes from the unconstrained fit and the estimate from the non-negative
           // one, which can differ when routes share their traffic pattern: widen the interval so
           // it always contains the figure shown beside it.
-          low: Math.max(0, Math.min(heapEst, useIso ? isolated!.all.low : ra.heap.low)),
-          high: Math.max(heapEst, useIso ? isolated!.all.high : ra.heap.high),
+          low: Math.max(0, Math.min(heapEst, c.low)),
+          high: Math.max(heapEst, c.high),
           externalBytesPerRequest: ext?.estimate ?? 0,
-          basis: useIso
-            ? { method: 'isolated-samples', checkpoints: a.checkpoints, samples: isolated!.all.n }
-            : { method: this.monitor.options.mode === 'dev' ? 'checkpoint-regression' : 'natural-gc-regression', checkpoints: a.checkpoints, samples: ra.windowRequests },
+          basis: useSampled
+            ? { method: 'sampling-heap-profiler', checkpoints: sm.checkpoints, samples: sm.requests }
+            : useIso
+              ? { method: 'isolated-samples', checkpoints: a.checkpoints, samples: isolated!.all.n }
+              : { method: this.monitor.options.mode === 'dev' ? 'checkpoint-regression' : 'natural-gc-regression', checkpoints: a.checkpoints, samples: ra.windowRequests },
         };
         // A projection of bytes only where the bytes are measured: a route found by an object count
         // (one new global per request) may keep fewer bytes than the checkpoint noise can resolve.
@@ -457,6 +516,17 @@ export class Detector {
         if (v.verdict === 'growing' && bytes >= DEFAULT_RULES.minBytes) findings.projection = project(bytes, workers);
         if (ext !== undefined && v.basis === 'external') {
           findings.nativeGrowth = { externalBytesPerRequest: ext.estimate, low: Math.max(0, ext.low), high: ext.high };
+        }
+      }
+      delete findings.dataDependence;
+      if (this.samplingInterval > 0 && sampledSeries[r] !== undefined && sm !== undefined) {
+        // The seed's third case: growth that follows the data rises and falls; a leak never falls back.
+        const dd = dataDependence(sampledSeries[r], { interval: this.samplingInterval });
+        if (dd !== undefined && v.verdict !== 'growing') {
+          findings.dataDependent = true;
+          findings.dataDependence = { roseBytes: dd.rose, fellBytes: dd.fell, highBytes: dd.high, lowBytes: dd.low };
+        } else if (v.verdict === 'growing') {
+          findings.dataDependent = false;
         }
       }
       if (v.basis?.startsWith('objects:')) {

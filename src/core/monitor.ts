@@ -13,6 +13,7 @@ import { installProber } from './probe/index';
 import { installMetrics } from './metrics/index';
 import { installDashboard } from './dashboard/index';
 import type { LeakwatchOptions, ProcessFindings, ResolvedOptions } from './types';
+import type { Attribution } from './attribution';
 
 /** Something that lives as long as the monitor: a detector, the prober, metrics, the dashboard. */
 export interface Feature {
@@ -50,6 +51,12 @@ export class LeakMonitor {
   /** Random per process: marks the probe's own replayed requests. */
   readonly probeToken = randomBytes(16).toString('hex');
   readonly features: Record<string, Feature> = {};
+  /**
+   * Per-route trampolines for the sampling heap profiler, set by the detector while the profiler
+   * runs (undefined when `samplingInterval` is 0 or the profiler is unavailable). Adapters call
+   * `attribution.wrap` on a route's handlers when its first request finishes.
+   */
+  attribution: Attribution | undefined;
   /** Written by the detector; read by the API, the dashboard and the metrics. */
   readonly processFindings: ProcessFindings = {
     liveHeapBytes: null, liveExternalBytes: null, liveAt: null, heapGrowthBytesPerSecond: null,

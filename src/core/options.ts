@@ -5,6 +5,7 @@ import { isLoopbackRequest } from './net';
 const KNOWN = new Set<string>([
   'path', 'enabled', 'authorize', 'maxRoutes', 'registry', 'prefix', 'mode', 'workers',
   'historySize', 'sampleEvery', 'captureBodyLimit', 'autoProbe', 'checkpointIntervalMs',
+  'samplingInterval',
   'notice', 'logger',
 ]);
 
@@ -33,6 +34,16 @@ function bool(o: LeakwatchOptions, name: keyof LeakwatchOptions, def: boolean): 
   const v = o[name];
   if (v === undefined) return def;
   if (typeof v !== 'boolean') throw bad(name, 'a boolean', v);
+  return v;
+}
+
+function samplingInterval(o: LeakwatchOptions, mode: 'dev' | 'production'): number {
+  const v = o.samplingInterval;
+  if (v === undefined) return mode === 'dev' ? 8192 : 0;
+  // V8 accepts any positive interval; below 1 KB the profiler's own cost dominates every allocation.
+  if (typeof v !== 'number' || !Number.isInteger(v) || (v !== 0 && (v < 1024 || v > 1 << 24))) {
+    throw bad('samplingInterval', '0 (off) or an integer number of bytes from 1024 to 16777216', v);
+  }
   return v;
 }
 
@@ -106,6 +117,7 @@ export function resolveOptions(input: LeakwatchOptions | undefined, env: NodeJS.
     // Forcing probes in production would block the event loop of a live server.
     autoProbe: mode === 'production' ? false : autoProbe,
     checkpointIntervalMs: int(o, 'checkpointIntervalMs', 1000, 50, 3_600_000),
+    samplingInterval: samplingInterval(o, mode),
     notice: bool(o, 'notice', true),
     logger: o.logger ?? console,
   };

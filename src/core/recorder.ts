@@ -71,6 +71,11 @@ export class RouteStats {
   /** Free-form extra findings the analysis attaches (native growth, data-dependent growth, ...). */
   findings: Record<string, unknown> = {};
   probe: unknown;
+  /**
+   * Trampoline id of this route for the sampling heap profiler (src/core/attribution.ts); -1 until
+   * the adapter tried to wrap its handlers, -2 when it could not.
+   */
+  attributionId = -1;
 
   constructor(readonly key: string, readonly method: string, readonly route: string, history: number, now: number) {
     // float32: a ring's values are display-grade (ms durations, byte deltas exact below 16 MB),

@@ -5,6 +5,7 @@ import type { RequestState } from '../core/recorder';
 import type { LeakwatchOptions } from '../core/types';
 import { expressTemplate } from './template';
 import { announce } from '../core/notice';
+import { NOT_TRIED } from '../core/attribution';
 
 export type { LeakwatchOptions } from '../core/types';
 
@@ -77,7 +78,11 @@ export function leakwatch(options?: LeakwatchOptions): LeakwatchMiddleware {
       const req = p.req;
       const template = expressTemplate(req, p.router, p.mountPath);
       const aborted = !res.writableEnded;
-      monitor.finish(p.state, req.method ?? 'GET', template ?? UNMATCHED, res.statusCode, aborted, req, req.body);
+      const stats = monitor.finish(p.state, req.method ?? 'GET', template ?? UNMATCHED, res.statusCode, aborted, req, req.body);
+      // Once per route: put the sampling profiler's trampoline in front of its handlers.
+      if (stats !== undefined && stats.attributionId === NOT_TRIED && monitor.attribution !== undefined) {
+        monitor.attribution.wrapExpressRoute(stats, req.route, req.method);
+      }
     } catch (e) {
       monitor.fault(e);
     }

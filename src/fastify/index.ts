@@ -6,6 +6,7 @@ import { UNMATCHED } from '../core/recorder';
 import type { RequestState } from '../core/recorder';
 import type { LeakwatchOptions } from '../core/types';
 import { announce } from '../core/notice';
+import { NOT_TRIED, unwrapHandler } from '../core/attribution';
 
 export type { LeakwatchOptions } from '../core/types';
 
@@ -45,8 +46,11 @@ const plugin: FastifyPluginAsync<LeakwatchOptions> = async (fastify: FastifyInst
       const ctx = routeContext(request);
       const url = ctx !== undefined ? ctx.config?.url : request.routeOptions?.url;
       const stats = monitor.finish(p.state, request.method, url ?? UNMATCHED, aborted ? 0 : res.statusCode, aborted, request.raw, aborted ? undefined : request.body);
-      // The probe's scope diff lists the closure of the route's handler.
-      if (stats?.lastRequest !== undefined) stats.lastRequest.handlerRef = ctx !== undefined ? ctx.handler : request.routeOptions?.handler;
+      if (stats !== undefined && stats.attributionId === NOT_TRIED && monitor.attribution !== undefined) {
+        monitor.attribution.wrapFastifyRoute(stats, ctx);
+      }
+      // The probe's scope diff lists the closure of the route's handler (not our trampoline's).
+      if (stats?.lastRequest !== undefined) stats.lastRequest.handlerRef = unwrapHandler(ctx !== undefined ? ctx.handler : request.routeOptions?.handler);
     } catch (e) {
       monitor.fault(e);
     }

@@ -142,7 +142,7 @@ async function main(): Promise<void> {
     process.send!({
       outcomes,
       total: monitor.recorder.totalRequests,
-      detector: { taken: det.taken, skipped: det.skipped, costMs: det.costMs, drainMs: det.drainMs, gcMs: det.gcMs, analyzeMs: det.analyzeMs, isolated: det.isolatedSamples, isolateTimeouts: det.isolateTimeouts, heapScale: det.last?.heapScale ?? null },
+      detector: { taken: det.taken, skipped: det.skipped, costMs: det.costMs, drainMs: det.drainMs, gcMs: det.gcMs, analyzeMs: det.analyzeMs, profileMs: det.profileMs, isolated: det.isolatedSamples, isolateTimeouts: det.isolateTimeouts, heapScale: det.last?.heapScale ?? null },
       process: { ...monitor.processFindings, history: monitor.processFindings.history.length },
       gate: { held: monitor.gate.held, longestHoldMs: monitor.gate.longestHoldMs },
     }, () => { void stop().then(() => process.exit(0)); });

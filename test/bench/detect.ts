@@ -40,7 +40,7 @@ interface RunResult {
   seconds: number;
   errors: number;
   outcomes: Array<RouteOutcome & { truthBytesPerRequest: number; truthExternalBytesPerRequest: number; errorPct: number | null; right: boolean }>;
-  detector: { taken: number; skipped: number; costMs: number; drainMs: number; gcMs: number; analyzeMs: number; isolated?: number; isolateTimeouts?: number; heapScale: number | null };
+  detector: { taken: number; skipped: number; costMs: number; drainMs: number; gcMs: number; analyzeMs: number; profileMs?: number; isolated?: number; isolateTimeouts?: number; heapScale: number | null };
   process: Record<string, unknown>;
   gate: { held: number; longestHoldMs: number };
 }
@@ -89,7 +89,7 @@ async function run(name: string, framework: string, scenarios: Scenario[], extra
 const kb = (b: number | null): string => (b === null ? '–' : Math.abs(b) >= 1000 ? (b / 1000).toFixed(2) + ' KB' : b.toFixed(0) + ' B');
 
 function table(r: RunResult): string {
-  const rows = [['scenario', 'kind', 'truth/req', 'verdict', 'estimate/req (95%)', 'error', 'right after (total req)', 'control ever growing', 'isolated used/taken']];
+  const rows = [['scenario', 'kind', 'truth/req', 'verdict', 'estimate/req (95%)', 'error', 'right after (total req)', 'control ever growing', 'basis']];
   for (const o of r.outcomes) {
     const ext = o.truthExternalBytesPerRequest > o.truthBytesPerRequest;
     const truth = ext ? `${kb(o.truthExternalBytesPerRequest)} ext` : kb(o.truthBytesPerRequest);
@@ -99,7 +99,7 @@ function table(r: RunResult): string {
       o.errorPct === null ? '–' : `${o.errorPct >= 0 ? '+' : ''}${o.errorPct.toFixed(0)}%`,
       o.rightAtTotal === null ? 'NOT RIGHT' : String(o.rightAtTotal),
       o.kind === 'control' ? (o.firstGrowingAtTotal === null ? 'never' : `YES at ${o.firstGrowingAtTotal}`) : '',
-      o.isolated ? `${o.isolated.used}/${o.isolated.taken}` : '–',
+      o.isolated?.basis ?? '–',
     ]);
   }
   const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
@@ -122,7 +122,7 @@ async function main(): Promise<void> {
   for (const r of results) {
     const title = r.run === 'zoo' ? `all ${r.outcomes.length} zoo scenarios` : `a 1 KB/request leak among ${r.outcomes.length} routes`;
     console.log(`### ${r.framework}: ${title}, ${r.requests} requests in ${r.seconds.toFixed(1)} s (${r.errors} errors)`);
-    console.log(`checkpoints ${r.detector.taken} (skipped ${r.detector.skipped}), ${r.detector.costMs.toFixed(0)} ms in checkpoints (drain ${r.detector.drainMs.toFixed(0)} ms, forced GC ${r.detector.gcMs.toFixed(0)} ms, analysis ${r.detector.analyzeMs.toFixed(0)} ms; ${r.detector.isolated ?? 0} isolated samples) = ${(r.detector.costMs / 10 / r.seconds).toFixed(1)}% of wall time, residual scale ${kb(r.detector.heapScale)}, longest gate hold ${r.gate.longestHoldMs.toFixed(0)} ms`);
+    console.log(`checkpoints ${r.detector.taken} (skipped ${r.detector.skipped}), ${r.detector.costMs.toFixed(0)} ms in checkpoints (drain ${r.detector.drainMs.toFixed(0)} ms, forced GC ${r.detector.gcMs.toFixed(0)} ms, analysis ${r.detector.analyzeMs.toFixed(0)} ms, heap profiles ${(r.detector.profileMs ?? 0).toFixed(0)} ms; ${r.detector.isolated ?? 0} isolated samples) = ${(r.detector.costMs / 10 / r.seconds).toFixed(1)}% of wall time, residual scale ${kb(r.detector.heapScale)}, longest gate hold ${r.gate.longestHoldMs.toFixed(0)} ms`);
     console.log(table(r));
     const wrong = r.outcomes.filter((o) => !o.right).map((o) => o.name);
     const falseAlarms = r.outcomes.filter((o) => o.kind === 'control' && o.firstGrowingAtTotal !== null).map((o) => o.name);

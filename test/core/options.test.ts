@@ -32,6 +32,8 @@ test('bad options throw a TypeError naming the option and the value received', (
     [{ path: '/' }, /"path".*"\/"/],
     [{ path: '/a b' }, /"path".*"\/a b"/],
     [{ maxRoutes: 0 }, /"maxRoutes".*received 0/],
+    [{ samplingInterval: 100 }, /"samplingInterval".*received 100/],
+    [{ samplingInterval: '8192' }, /"samplingInterval".*received "8192"/],
     [{ maxRoutes: 1.5 }, /"maxRoutes".*received 1\.5/],
     [{ maxRoutes: '10' }, /"maxRoutes".*received "10"/],
     [{ enabled: 'yes' }, /"enabled".*received "yes"/],
@@ -48,4 +50,11 @@ test('bad options throw a TypeError naming the option and the value received', (
   for (const [input, re] of cases) {
     assert.throws(() => resolveOptions(input as any, {}), (e: any) => e instanceof TypeError && re.test(e.message), `for ${JSON.stringify(input)}`);
   }
+});
+
+test('samplingInterval: 8192 in dev mode, off (0) in production unless set', () => {
+  assert.equal(resolveOptions({ mode: 'dev' }, {}).samplingInterval, 8192);
+  assert.equal(resolveOptions({}, { NODE_ENV: 'production' }).samplingInterval, 0);
+  assert.equal(resolveOptions({ mode: 'production', samplingInterval: 32768 }, {}).samplingInterval, 32768);
+  assert.equal(resolveOptions({ samplingInterval: 0 }, {}).samplingInterval, 0);
 });

@@ -1,5 +1,7 @@
 import { fitRetention, type Coefficient, type RetentionFit } from './regression';
+import type { Signal } from './verdict';
 import { decideVerdict, DEFAULT_RULES, type RouteEvidence, type VerdictResult, type VerdictRules } from './verdict';
+import { sampledSignal } from './sampled';
 
 /** A window of checkpoints, oldest first: levels measured right after a full GC. */
 export interface CheckpointWindow {
@@ -13,6 +15,13 @@ export interface CheckpointWindow {
   counts: Array<ArrayLike<number>>;
   /** Object counts at each checkpoint (new globals, active Timeouts, …), by name. */
   objects?: Record<string, ArrayLike<number>>;
+  /**
+   * Live bytes the sampling heap profiler charged to each route at each checkpoint:
+   * `sampled[route][checkpoint]`, NaN where the route had no trampoline yet.
+   */
+  sampled?: Array<ArrayLike<number>>;
+  /** The profiler's sampling interval in bytes (needed with `sampled`). */
+  samplingInterval?: number;
 }
 
 export interface RouteAnalysis {
@@ -120,6 +129,57 @@ function recentOf(d: Design, y: Float64Array, whole: RetentionFit, j: number, fr
 }
 
 /**
+ * Forward selection for a series that only a few routes move (new globals, Buffers kept): with
+ * many routes the full regression needs more checkpoints than there are yet (a column each plus
+ * spare rows), while one leaking route explains such a series alone. Adds, one at a time, the
+ * route whose requests best explain what is left (largest z), while that z reaches `z`, up to
+ * `maxCols` routes. Returns each chosen route's signal (whole window and recent half).
+ */
+function sparseSignals(w: CheckpointWindow, series: ArrayLike<number>, candidates: number[], minScale: number, z: number, maxCols: number): Map<number, Signal> {
+  const out = new Map<number, Signal>();
+  const L = series.length;
+  const chosen: number[] = [];
+  const y = responses(series, 0, L - 1, false);
+  let residual = y;
+  let last: { d: Design; fit: RetentionFit } | undefined;
+  while (chosen.length < maxCols) {
+    let best = -1;
+    let bestZ = z;
+    for (const r of candidates) {
+      if (chosen.includes(r)) continue;
+      const d = design(w, 0, L - 1, [r], false, w.counts.length, false);
+      // One column plus the "other" column that design() always adds: keep only the first.
+      const x = new Float64Array(d.n);
+      for (let i = 0; i < d.n; i++) x[i] = d.x[i * d.p];
+      const c = fitRetention(x, residual, d.n, 1, { minScale }).coefficients[0];
+      if (c.z >= bestZ && c.unconstrained > 0) { bestZ = c.z; best = r; }
+    }
+    if (best < 0) break;
+    chosen.push(best);
+    const d = design(w, 0, L - 1, chosen, false, w.counts.length, false);
+    // Drop the "other" column: routes not chosen are taken to keep nothing of this series.
+    const p = chosen.length;
+    const x = new Float64Array(d.n * p);
+    for (let i = 0; i < d.n; i++) for (let j = 0; j < p; j++) x[i * p + j] = d.x[i * d.p + j];
+    const dd: Design = { x, n: d.n, p, columnOf: d.columnOf };
+    const fit = fitRetention(x, y, d.n, p, { minScale });
+    last = { d: dd, fit };
+    residual = new Float64Array(y.length);
+    for (let i = 0; i < d.n; i++) {
+      let v = y[i];
+      for (let j = 0; j < p; j++) v -= x[i * p + j] * fit.coefficients[j].unconstrained;
+      residual[i] = v;
+    }
+  }
+  if (last === undefined) return out;
+  const mid = Math.floor((L - 1) / 2);
+  chosen.forEach((r, j) => {
+    out.set(r, { all: last!.fit.coefficients[j], recent: recentOf(last!.d, y, last!.fit, j, mid, minScale) });
+  });
+  return out;
+}
+
+/**
  * The detector's whole analysis of one window of checkpoints, as a pure function: regress the
  * change in live heap (and external memory, and object counts) between checkpoints on the
  * requests each route served in between; test the recent half again to tell sustained growth from
@@ -143,14 +203,40 @@ export function analyzeWindow(w: CheckpointWindow, options: AnalysisOptions = {}
   const L = w.heap.length;
   const routeCount = w.counts.length;
   const windowRequests = w.counts.map((c) => (L > 0 ? c[L - 1] - c[0] : 0));
-  const empty = (needCheckpoints: number): WindowAnalysis => ({
+  const interval = w.samplingInterval ?? 0;
+  const sampledOf = (r: number): RouteEvidence['sampled'] =>
+    (w.sampled?.[r] !== undefined && interval > 0 ? sampledSignal(w.sampled[r], w.counts[r], { interval }) : undefined);
+  // Before the full regression can run: exact object counts and external memory, through the
+  // few routes that explain them (sparseSignals), so that new globals and kept Buffers are not
+  // kept waiting for a column per route.
+  const sparse = (): { ext: Map<number, Signal>; objects: Array<{ name: string; m: Map<number, Signal> }> } => {
+    const cands = windowRequests.map((n, r) => ({ n, r })).filter((e) => e.n >= minRouteRequests).map((e) => e.r);
+    const maxCols = Math.max(0, Math.min(3, L - 1 - minDof));
+    const none = { ext: new Map<number, Signal>(), objects: [] as Array<{ name: string; m: Map<number, Signal> }> };
+    if (L < rules.minCheckpoints || maxCols === 0 || cands.length === 0) return none;
+    const ext = w.external !== undefined ? sparseSignals(w, w.external, cands, 256, rules.z, maxCols) : none.ext;
+    const objects: Array<{ name: string; m: Map<number, Signal> }> = [];
+    for (const [name, series] of Object.entries(w.objects ?? {})) {
+      if (series.length !== L || series[L - 1] === series[0]) continue;
+      objects.push({ name, m: sparseSignals(w, series, cands, 0.5, rules.zObjects, maxCols) });
+    }
+    return { ext, objects };
+  };
+  const empty = (needCheckpoints: number): WindowAnalysis => {
+    const sp = sparse();
+    return {
     checkpoints: L, heapScale: 0, dropped: 0,
-    routes: windowRequests.map((n) => {
-      const evidence: RouteEvidence = { windowRequests: n, checkpoints: L };
-      const need = { ...rules, minCheckpoints: Math.max(rules.minCheckpoints, needCheckpoints) };
-      return { modeled: false, windowRequests: n, evidence, verdict: decideVerdict(evidence, need) };
+    routes: windowRequests.map((n, r) => {
+      const sampled = sampledOf(r);
+      const external = sp.ext.get(r);
+      const objects = sp.objects.filter((o) => o.m.has(r)).map((o) => ({ name: o.name, ...o.m.get(r)! }));
+      const evidence: RouteEvidence = { windowRequests: n, checkpoints: L, sampled, external, objects };
+      // The profiler's figures need no regression: only the regression's own rows requirement waits.
+      const need = sampled !== undefined || external !== undefined || objects.length > 0 ? rules : { ...rules, minCheckpoints: Math.max(rules.minCheckpoints, needCheckpoints) };
+      return { modeled: false, windowRequests: n, external: external?.all, evidence, verdict: decideVerdict(evidence, need) };
     }),
-  });
+    };
+  };
   if (L < 3) return empty(3);
 
   const modeled = windowRequests
@@ -189,7 +275,7 @@ export function analyzeWindow(w: CheckpointWindow, options: AnalysisOptions = {}
     const j = full.columnOf[r];
     const n = windowRequests[r];
     if (j < 0) {
-      const evidence: RouteEvidence = { windowRequests: n, checkpoints: L };
+      const evidence: RouteEvidence = { windowRequests: n, checkpoints: L, sampled: sampledOf(r) };
       routes.push({ modeled: false, windowRequests: n, evidence, verdict: decideVerdict(evidence, rules) });
       continue;
     }
@@ -199,6 +285,7 @@ export function analyzeWindow(w: CheckpointWindow, options: AnalysisOptions = {}
       heap: { all: heapAll.coefficients[j], recent: recentOf(full, yHeap, heapAll, j, recentFrom, minHeapScale) },
       external: extAll && yExt ? { all: extAll.coefficients[j], recent: recentOf(full, yExt, extAll, j, recentFrom, 256) } : undefined,
       objects: objectFits.map((o) => ({ name: o.name, all: o.all.coefficients[j], recent: recentOf(full, o.y, o.all, j, recentFrom, 0.5) })),
+      sampled: sampledOf(r),
     };
     routes.push({
       modeled: true,

@@ -5,3 +5,4 @@ export { decideVerdict, DEFAULT_RULES, type RouteEvidence, type VerdictRules, ty
 export { analyzeWindow, type CheckpointWindow, type RouteAnalysis, type WindowAnalysis, type AnalysisOptions } from './checkpoints';
 export { formatBytes, formatCount, formatDuration, project, secondsToLimit, type Projection } from './projection';
 export { huberLocation, summarizeIsolated, type IsolatedEstimate, type IsolatedSummary, type IsolatedOptions } from './isolated';
+export { fitSampled, sampledSignal, dataDependence, type SampledCoefficient, type SampledOptions, type DataDependence } from './sampled';

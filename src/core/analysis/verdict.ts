@@ -1,6 +1,7 @@
 import type { Coefficient } from './regression';
 import { formatBytes, formatCount } from './projection';
 import type { IsolatedSummary } from './isolated';
+import type { SampledCoefficient } from './sampled';
 
 /** One kind of evidence about a route: its fit over the whole window and over the recent half. */
 export interface Signal {
@@ -20,6 +21,11 @@ export interface RouteEvidence {
   objects?: Array<{ name: string } & Signal>;
   /** Requests run alone between two forced GCs (see summarizeIsolated). */
   isolated?: IsolatedSummary;
+  /**
+   * Live bytes the sampling heap profiler charges to this route's own handlers, against its own
+   * requests (see fitSampled): immune to other routes' traffic.
+   */
+  sampled?: { all: SampledCoefficient; recent?: SampledCoefficient };
 }
 
 export interface VerdictRules {
@@ -41,6 +47,13 @@ export interface VerdictRules {
    * not read as a leak.
    */
   minIsolatedBytes?: number;
+  /**
+   * z-scores for the sampling heap profiler's figures (whole window, recent half). Lower than the
+   * regression's: they see one route alone, so another route's leak cannot leak into them, and the
+   * 256 B floor (`minBytes`) still applies. Defaults 2.5 and 2; with the 3-in-a-row confirmation no zoo control came near.
+   */
+  zSampled?: number;
+  zSampledRecent?: number;
 }
 
 /** Defaults chosen on the zoo benchmark (see test/bench/detect.ts). */
@@ -54,12 +67,14 @@ export const DEFAULT_RULES: VerdictRules = {
   zObjects: 6,
   minIsolated: 12,
   minIsolatedBytes: 512,
+  zSampled: 2.5,
+  zSampledRecent: 2,
 };
 
 export interface VerdictResult {
   verdict: 'warming-up' | 'stable' | 'growing';
   reason: string;
-  /** Which evidence decided `growing`: 'heap', 'external' or 'objects:<name>'. */
+  /** Which evidence decided `growing`: 'sampled', 'heap', 'isolated', 'external' or 'objects:<name>'. */
   basis?: string;
 }
 
@@ -114,6 +129,11 @@ export function decideVerdict(e: RouteEvidence, rules: VerdictRules = DEFAULT_RU
     if (t === 'sustained' || (t === 'flattening' && objectTest === 'none')) { objectTest = t; objectName = o.name; }
     if (t === 'sustained') break;
   }
+  const sampled = judge(e.sampled, rules.minBytes, rules.zSampled ?? 2.5, rules.zSampledRecent ?? 2);
+  if (sampled === 'sustained') {
+    const c = e.sampled!.all;
+    return { verdict: 'growing', basis: 'sampled', reason: `objects allocated by this route's handlers stay alive: ${formatBytes(c.unconstrained)} per request (95% ${formatBytes(Math.max(0, c.low))}–${formatBytes(c.high)}, sampling heap profiler), still growing in the recent half of the window` };
+  }
   if (heap === 'sustained') {
     const c = e.heap!.all;
     return { verdict: 'growing', basis: 'heap', reason: `live JS heap grows ${formatBytes(c.unconstrained)} per request (95% ${formatBytes(Math.max(0, c.low))}–${formatBytes(c.high)}), still growing in the recent half of the window` };
@@ -134,10 +154,10 @@ export function decideVerdict(e: RouteEvidence, rules: VerdictRules = DEFAULT_RU
     const o = e.objects!.find((x) => x.name === objectName)!;
     return { verdict: 'growing', basis: `objects:${objectName}`, reason: `${objectName} count grows ${o.all.unconstrained.toFixed(2)} per request and keeps growing` };
   }
-  if (heap === 'flattening' || ext === 'flattening' || objectTest === 'flattening' || iso === 'flattening') {
+  if (heap === 'flattening' || ext === 'flattening' || objectTest === 'flattening' || iso === 'flattening' || sampled === 'flattening') {
     return { verdict: 'warming-up', reason: 'grew earlier in the window but the growth is flattening out (like a cache filling up)' };
   }
-  const c = e.heap?.all;
+  const c = e.sampled?.all ?? e.heap?.all;
   return {
     verdict: 'stable',
     reason: c === undefined ? 'no growth seen' : `no sustained growth: ${formatBytes(c.estimate)} per request (95% up to ${formatBytes(Math.max(0, c.high))})`,

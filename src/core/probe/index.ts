@@ -1,4 +1,5 @@
 import v8 from 'node:v8';
+import { unwrapHandler } from '../attribution';
 import type { LeakMonitor } from '../monitor';
 import { PROBE_HEADER } from '../monitor';
 import type { RouteStats } from '../recorder';
@@ -103,14 +104,14 @@ export function parseProbeParams(body: Record<string, unknown>, lenient = false)
 
 /** The route's handler functions, read from what the adapter left in the captured request. */
 export function handlerFunctions(ref: unknown): Function[] {
-  if (typeof ref === 'function') return [ref];
+  if (typeof ref === 'function') return [unwrapHandler(ref)];
   if (ref !== null && typeof ref === 'object') {
     const stack = (ref as { stack?: unknown }).stack;
     if (Array.isArray(stack)) {
       const out: Function[] = [];
       for (const layer of stack) {
         const h = layer !== null && typeof layer === 'object' ? (layer as { handle?: unknown }).handle : undefined;
-        if (typeof h === 'function') out.push(h);
+        if (typeof h === 'function') out.push(unwrapHandler(h));
       }
       return out;
     }
