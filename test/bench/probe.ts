@@ -128,11 +128,12 @@ async function zooAccuracy(): Promise<void> {
       const rep = r.report;
       const truth = s.truthBytesPerRequest + s.truthExternalBytesPerRequest;
       if (r.status !== 200) {
-        rows.push(`| ${pad(s.name, 15)} | ${iterations} | ${s.kind} | ${lpad(truth, 5)} | HTTP ${r.status}: ${String(rep.error).slice(0, 100)} ✗ | | | | | |`);
+        const its = rep.measuredIterations > iterations ? `${iterations}→${rep.measuredIterations}` : String(iterations);
+      rows.push(`| ${pad(s.name, 15)} | ${its} | ${s.kind} | ${lpad(truth, 5)} | HTTP ${r.status}: ${String(rep.error).slice(0, 100)} ✗ | | | | | |`);
         continue;
       }
       if (process.env.BENCH_ZOO_SERIES === '1') {
-        console.error(`${s.name} ×${iterations}: ${rep.retainedBytesPerIteration} B/it; extra warm-up ${rep.extraWarmup}; excluded [${rep.excludedIterations.join(',')}]; diffs ${rep.bytesPerIterationSeries.join(' ')}`);
+        console.error(`${s.name} ×${iterations}: ${rep.retainedBytesPerIteration} B/it; measured ${rep.measuredIterations}; period ${rep.period}; extra warm-up ${rep.extraWarmup}; excluded [${rep.excludedIterations.join(',')}]; diffs ${rep.bytesPerIterationSeries.join(' ')}`);
       }
       const expect = s.kind === 'leak' ? 'leaking' : 'stable';
       const ok = rep.verdict === expect;
@@ -146,13 +147,14 @@ async function zooAccuracy(): Promise<void> {
       }
       const top = (rep.newObjects ?? []).filter((o: { countPerIteration: number }) => o.countPerIteration >= 0.8).slice(0, 3)
         .map((o: { constructor: string; countPerIteration: number }) => `${o.constructor} ${o.countPerIteration}`).join(', ');
-      rows.push(`| ${pad(s.name, 15)} | ${iterations} | ${s.kind} | ${lpad(truth, 5)} | ${rep.verdict}${ok ? '' : ' ✗'} | ${lpad(rep.retainedBytesPerIteration, 5)} | ${err} | ${rep.newGlobals.length > 0 ? rep.newGlobals.slice(0, 3).join(', ') + '…' : ''} | ${top} | ${(r.ms / 1000).toFixed(1)} s |`);
+      const its = rep.measuredIterations > iterations ? `${iterations}→${rep.measuredIterations}` : String(iterations);
+      rows.push(`| ${pad(s.name, 15)} | ${its} | ${s.kind} | ${lpad(truth, 5)} | ${rep.verdict}${ok ? '' : ' ✗'} | ${lpad(rep.retainedBytesPerIteration, 5)} | ${err} | ${rep.newGlobals.length > 0 ? rep.newGlobals.slice(0, 3).join(', ') + '…' : ''} | ${top} | ${(r.ms / 1000).toFixed(1)} s |`);
     }
   } finally {
     c.proc.kill();
   }
   console.log(`\n### Probe accuracy on the zoo (Express, ${iterationCounts.join(' and ')} iterations after 80 requests of mixed traffic; truth = examples/zoo measureTruth)\n`);
-  console.log('| scenario | iterations | kind | truth B/req | verdict | probe B/iteration | error (≥ 1 KB) | new globals | new objects ≥ 0.8/iteration | time |');
+  console.log('| scenario | iterations (asked→measured) | kind | truth B/req | verdict | probe B/iteration | error (≥ 1 KB) | new globals | new objects ≥ 0.8/iteration | time |');
   console.log('|---|---|---|---|---|---|---|---|---|---|');
   for (const r of rows) console.log(r);
   console.log(`\nverdicts right: ${right}/${probes}; leaks ≥ 1 KB within ±10%: ${within}/${big}`);
