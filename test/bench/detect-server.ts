@@ -53,7 +53,9 @@ async function main(): Promise<void> {
   let monitor: LeakMonitor;
   let port: number;
   let stop: () => Promise<void>;
-  const options = { notice: false, mode: 'dev' as const, autoProbe: false, workers: 20 };
+  // --sampling N on the bench: the sampling heap profiler's interval (0 = off; default the option's).
+  const sampling = process.env.DETECT_SAMPLING;
+  const options = { notice: false, mode: 'dev' as const, autoProbe: false, workers: 20, ...(sampling ? { samplingInterval: Number(sampling) } : {}) };
   if (framework === 'express') {
     const app = express();
     const mw = leakwatch(options);

@@ -6,7 +6,8 @@
 //
 // Options: --rate N (requests/s over all connections, default 200; 0 = flat out), --requests N
 // (default 5000), --seed N, --framework express|fastify, --phase N (requests per mix phase),
-// --isolate MS (sampled isolation on, MS per checkpoint; default 0 = off, as in the detector).
+// --isolate MS (sampled isolation on, MS per checkpoint; default 0 = off, as in the detector),
+// --sampling N (the sampling heap profiler's interval in bytes; 0 = off; default 8192, the option's).
 import { fork, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -30,6 +31,7 @@ const SEED = Number(arg('seed', '1'));
 const PHASE = Number(arg('phase', '250'));
 const FRAMEWORKS = arg('framework', 'express,fastify').split(',');
 const ISOLATE_MS = Number(arg('isolate', '0'));
+const SAMPLING = arg('sampling', '');
 
 interface RunResult {
   run: string;
@@ -59,7 +61,7 @@ function once<T>(child: ChildProcess, pred: (m: any) => boolean): Promise<T> {
 }
 
 async function run(name: string, framework: string, scenarios: Scenario[], extras: string[], total: number): Promise<RunResult> {
-  const server = fork(path.join(__dirname, 'detect-server.js'), [framework], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...process.env, NODE_ENV: 'development', DETECT_ISOLATE_MS: String(ISOLATE_MS) } });
+  const server = fork(path.join(__dirname, 'detect-server.js'), [framework], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...process.env, NODE_ENV: 'development', DETECT_ISOLATE_MS: String(ISOLATE_MS), DETECT_SAMPLING: SAMPLING } });
   const { port } = await once<{ port: number }>(server, (m) => typeof m.port === 'number');
   const routes = [...scenarios.map(urlsFor), ...extras.map((p) => [p])];
   const cfg = { port, total, concurrency: 8, seed: SEED, rate: RATE, phase: PHASE, routes };
@@ -117,7 +119,7 @@ async function main(): Promise<void> {
     results.push(await run('needle', fw, needle, EXTRA_ROUTES, 3000));
   }
   console.log(`\nleakwatch detection benchmark — ${new Date().toISOString().slice(0, 10)}, Node ${process.version}, ${os.cpus().length} CPUs`);
-  console.log(`concurrency 8, ${RATE > 0 ? RATE + ' req/s' : 'flat out'}, seed ${SEED}, mix re-drawn every ${PHASE} requests, isolation ${ISOLATE_MS > 0 ? ISOLATE_MS + ' ms/checkpoint' : 'off'}\n`);
+  console.log(`concurrency 8, ${RATE > 0 ? RATE + ' req/s' : 'flat out'}, seed ${SEED}, mix re-drawn every ${PHASE} requests, isolation ${ISOLATE_MS > 0 ? ISOLATE_MS + ' ms/checkpoint' : 'off'}, sampling heap profiler ${SAMPLING === '0' ? 'off' : `every ${SAMPLING || 8192} B`}\n`);
   let ok = true;
   for (const r of results) {
     const title = r.run === 'zoo' ? `all ${r.outcomes.length} zoo scenarios` : `a 1 KB/request leak among ${r.outcomes.length} routes`;

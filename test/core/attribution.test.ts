@@ -8,7 +8,7 @@ import { Attribution, unwrapHandler, NOT_ATTRIBUTED } from '../../src/core/attri
 import { RouteStats } from '../../src/core/recorder';
 import { forceFullGc } from '../../src/core/gc';
 import { leakwatch } from '../../src/express/index';
-import { listen, close, get } from '../helpers';
+import { listen, close, get, postJson } from '../helpers';
 
 const stats = (route: string): RouteStats => new RouteStats('GET ' + route, 'GET', route, 8, Date.now());
 
@@ -82,5 +82,40 @@ test('Express: handlers are wrapped after a route first finishes, responses are 
   } finally {
     mw.close();
     await close(server);
+  }
+});
+
+test('probe replays are not charged to the route: the sampled level does not jump by what 33 replays kept (regression)', async () => {
+  const app = express();
+  const mw = leakwatch({ notice: false, mode: 'dev', autoProbe: false, checkpointIntervalMs: 3_600_000 });
+  app.use(mw);
+  const kept: string[] = [];
+  app.get('/leak', (_req, res) => { kept.push(randomBytes(1024).toString('hex')); res.json({ n: kept.length }); });
+  const server = http.createServer(app);
+  const port = await listen(server);
+  const detector = mw.monitor.features.detector as unknown as { checkpoint(): Promise<boolean>; window(): { routes: string[]; sampled: number[][] } };
+  const level = (): number => {
+    const w = detector.window();
+    const s = w.sampled[w.routes.indexOf('GET /leak')];
+    for (let i = s.length - 1; i >= 0; i--) if (Number.isFinite(s[i])) return s[i];
+    return NaN;
+  };
+  try {
+    for (let i = 0; i < 5; i++) assert.equal((await get(port, '/leak')).status, 200);
+    // Readings come at every other checkpoint: two in a row make sure one is taken.
+    await detector.checkpoint(); await detector.checkpoint();
+    const before = level();
+    assert.ok(Number.isFinite(before), 'the route has a sampled level');
+    const r = await postJson(port, '/__leaks/api/probe', { method: 'GET', route: '/leak', iterations: 30, objects: false });
+    assert.equal(r.status, 200, r.body);
+    assert.equal(r.json().verdict, 'leaking');
+    await detector.checkpoint(); await detector.checkpoint();
+    // Without the bracket: ~33 × 2 KB = 68 KB more. With it: no request ran, so nothing moves.
+    const jump = level() - before;
+    assert.ok(Math.abs(jump) < 16_384, `sampled level moved by ${jump} B`);
+  } finally {
+    mw.close();
+    await close(server);
+    kept.length = 0;
   }
 });

@@ -191,6 +191,8 @@ export class Prober {
       client = new ReplayClient(plan, Math.min(30_000, p.timeoutMs));
       const c = client;
       const codes = new Map<number, number>();
+      const detector = this.monitor.features.detector as { bracketProbe?(s: RouteStats): () => void } | undefined;
+      const endBracket = detector?.bracketProbe?.(stats);
       const report = await runProbe({
         iteration: async () => {
           const status = await c.send();
@@ -204,7 +206,7 @@ export class Prober {
         deadline,
         rerunAfterSnapshot: true,
         onProgress: (phase, done, total) => { this.progress.phase = phase; this.progress.done = done; this.progress.total = total; },
-      });
+      }).finally(() => endBracket?.());
       const statusCodes: Record<string, number> = {};
       for (const [k, v] of codes) statusCodes[String(k)] = v;
       const warnings: string[] = [];
