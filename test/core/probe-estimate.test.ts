@@ -132,6 +132,17 @@ test('every-10th leak read from measured zoo series that the whole-period mean g
   }
 });
 
+test('three JIT bumps 8 apart do not shadow three steps 10 apart', () => {
+  // Recorded by bench:probe (2026-11-26): the bumps' pattern was tried first, failed the check that
+  // a pattern explains the jumps, and the leak read 0 B/iteration ("stable").
+  const d = [-1256, -80, 2432, -2008, 10256, 4080, 4288, 0, 0, 0, 0, 0, 0, 0, 11584, 0, 0, 0, 0, 0, 3464, 0, 7496, -4688, 16896, 6304, -7568,
+    0, 0, 648];
+  const e = estimateSlope(series(d));
+  assert.equal(e.period, 10);
+  assert.equal(e.phase, 4);
+  assert.ok(isLeaking(e, 512), `read ${e.perIteration}`);
+});
+
 test('one backing-store doubling is not a leak, nor a periodic one', () => {
   for (let seed = 1; seed <= 50; seed++) {
     const rnd = mulberry32(seed);
