@@ -28,6 +28,12 @@ function enumerableGlobalCount(): number {
 
 /** Sampled requests closer together than this skip the globals check: it costs ~1 µs per check. */
 const GLOBALS_CHECK_MS = 50;
+/**
+ * Production mode also spaces globals checks by sampled requests: two for-in walks of the global
+ * object cost ~20k instructions, which the time limit alone charges to few requests when traffic is
+ * slow (bench:overhead's callgrind rate read it as +2k instructions per request).
+ */
+const GLOBALS_CHECK_SAMPLES = 32;
 
 /** Per-route aggregates. Everything is fixed-size: rings and running sums, never growing arrays. */
 export class RouteStats {
@@ -99,6 +105,10 @@ export interface RequestState {
   resources0: string[] | undefined;
   /** Enumerable global count at the start of a sampled, globals-checked request (-1 otherwise). */
   globals0: number;
+  /** True on the one request in `sampleEvery` that reads heap, resources and captures a replay sample. */
+  sampled: boolean;
+  /** The adapter's own slot (its request object), so that it needs no side table of its own. */
+  ctx: unknown;
 }
 
 const GLOBALS_PER_ROUTE = 32;
@@ -118,6 +128,7 @@ export class Recorder {
   /** method → route → stats: finds a route without building the `method + ' ' + route` key. */
   private readonly index = new Map<string, Map<string, RouteStats>>();
   private lastGlobalsCheck = -Infinity;
+  private globalsTick = GLOBALS_CHECK_SAMPLES;
   private enumerableGlobals = enumerableGlobalCount();
   private readonly knownGlobals: Set<string>;
   private readonly initialGlobals: ReadonlySet<string>;
@@ -136,6 +147,8 @@ export class Recorder {
     private readonly captureBodyLimit: number,
     /** Read heap deltas on sampled requests only (production mode); every request otherwise. */
     private readonly heapSampled = false,
+    /** Production mode: replay samples and globals checks on sampled requests only (see start/finish). */
+    private readonly lean = heapSampled,
   ) {
     const names = globalNames();
     this.knownGlobals = new Set(names);
@@ -160,8 +173,10 @@ export class Recorder {
       resources0 = process.getActiveResourcesInfo();
       // The globals check is throttled in time: at high request rates a few checks per second
       // find a global-per-request leak just as well, at a fraction of the cost.
-      if (t0 - this.lastGlobalsCheck >= GLOBALS_CHECK_MS) {
+      const due = !this.lean || ++this.globalsTick >= GLOBALS_CHECK_SAMPLES;
+      if (due && t0 - this.lastGlobalsCheck >= GLOBALS_CHECK_MS) {
         this.lastGlobalsCheck = t0;
+        this.globalsTick = 0;
         globals0 = enumerableGlobalCount();
       }
     }
@@ -181,6 +196,8 @@ export class Recorder {
       inFlight: this.inFlight++,
       resources0,
       globals0,
+      sampled,
+      ctx: undefined,
     };
   }
 
@@ -215,7 +232,10 @@ export class Recorder {
     if (aborted) stats.aborted++;
     else if (status >= 500) stats.serverErrors++;
     if (state.resources0 !== undefined) this.sampleObjects(stats, state.resources0, state.globals0);
-    if (req !== undefined) this.capture(stats, req, body, t1);
+    // Production mode keeps a replay sample from sampled requests only (and from a route's first):
+    // a sample is as good as the last one for a probe, and capture() read six properties of the
+    // request and its socket on every request (callgrind: ~350 instructions in capture alone).
+    if (req !== undefined && (state.sampled || !this.lean || stats.lastRequest === undefined)) this.capture(stats, req, body, t1);
     if (this.onFinish !== undefined) this.onFinish(stats, state);
     return stats;
   }

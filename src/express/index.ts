@@ -19,13 +19,6 @@ interface ExpressReq extends IncomingMessage {
   _body?: boolean;
 }
 
-interface Pending {
-  state: RequestState;
-  req: ExpressReq;
-  mountPath: string;
-  router: unknown;
-}
-
 /** The middleware Express calls, with the monitor attached for tests and custom wiring. */
 export interface LeakwatchMiddleware {
   (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void): void;
@@ -62,23 +55,30 @@ function routerOf(app: ExpressReq['app']): unknown {
  */
 export function leakwatch(options?: LeakwatchOptions): LeakwatchMiddleware {
   const monitor = new LeakMonitor(options);
-  const pending = new WeakMap<ServerResponse, Pending>();
+  // The request's state rides on the response under our own symbol (no WeakMap set, get and
+  // delete per request); the request is `res.req` (Node sets it on every ServerResponse).
+  const kState = Symbol('leakwatch.state');
+  type Tagged = ServerResponse & { [kState]?: RequestState; req?: ExpressReq };
+  // One app almost always: its router is looked up once, not per request (a getter and a try).
+  let lastApp: unknown;
+  let lastRouter: unknown;
 
-  // One shared listener on the response's 'finish' and 'close' (whichever comes first wins).
-  // An http.Server emits 'close' once per response, after 'finish' or when the connection went
-  // away first; 'finish' alone covers responses driven outside a server (tests, custom sockets).
-  // No closure, AsyncResource or socket listener is made per request, which on-finished did
-  // (it was most of this adapter's cost: bench:hotpath).
-  function onResponseDone(this: ServerResponse): void {
+  // One shared listener on the response's 'close', which an http.Server emits once per response,
+  // after 'finish' or alone when the connection went away first (light-my-request too). A second
+  // listener on 'finish', where Node keeps its own, would turn that event's single listener into
+  // an array on every request. No closure, AsyncResource or socket listener is made per request.
+  function onResponseDone(this: Tagged): void {
     const res = this;
-    const p = pending.get(res);
-    if (p === undefined) return;
-    pending.delete(res);
+    const state = res[kState];
+    if (state === undefined) return;
+    res[kState] = undefined;
     try {
-      const req = p.req;
-      const template = expressTemplate(req, p.router, p.mountPath);
+      const req = res.req as ExpressReq;
+      const app = req.app;
+      if (app !== lastApp) { lastRouter = routerOf(app); lastApp = app; }
+      const template = expressTemplate(req, lastRouter, state.ctx as string);
       const aborted = !res.writableEnded;
-      const stats = monitor.finish(p.state, req.method ?? 'GET', template ?? UNMATCHED, res.statusCode, aborted, req, req.body);
+      const stats = monitor.finish(state, req.method ?? 'GET', template ?? UNMATCHED, res.statusCode, aborted, req, req.body);
       // Once per route: put the sampling profiler's trampoline in front of its handlers.
       if (stats !== undefined && stats.attributionId === NOT_TRIED && monitor.attribution !== undefined) {
         monitor.attribution.wrapExpressRoute(stats, req.route, req.method);
@@ -88,13 +88,16 @@ export function leakwatch(options?: LeakwatchOptions): LeakwatchMiddleware {
     }
   }
 
-  function record(req: ExpressReq, res: ServerResponse, next: (err?: unknown) => void): void {
+  function record(req: ExpressReq, res: Tagged, next: (err?: unknown) => void): void {
     const state = monitor.start();
     if (state !== undefined) {
       try {
-        pending.set(res, { state, req, mountPath: req.baseUrl ?? '', router: routerOf(req.app) });
-        res.on('finish', onResponseDone);
+        // Where this middleware is mounted (non-empty inside a sub-app): a string, no allocation.
+        state.ctx = req.baseUrl ?? '';
+        res[kState] = state;
         res.on('close', onResponseDone);
+        // A response driven outside an http.Server (a test's own socket) may emit 'finish' only.
+        if ((req.socket as { server?: unknown } | null)?.server === undefined) res.on('finish', onResponseDone);
       } catch (e) {
         monitor.recorder.abandon();
         monitor.fault(e);
@@ -113,7 +116,8 @@ export function leakwatch(options?: LeakwatchOptions): LeakwatchMiddleware {
         .finally(() => { req.url = saved; });
       return;
     }
-    if (monitor.isProbeRequest(req)) { next(); return; }
+    // Probe replays are sent only while the prober holds the gate: no header lookup otherwise.
+    if (monitor.gate.closed && monitor.isProbeRequest(req)) { next(); return; }
     const wait = monitor.gate.admit();
     if (wait === undefined) { record(req, res, next); return; }
     wait.then(() => record(req, res, next), () => record(req, res, next));

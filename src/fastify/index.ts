@@ -27,30 +27,33 @@ const plugin: FastifyPluginAsync<LeakwatchOptions> = async (fastify: FastifyInst
   fastify.addHook('onClose', async () => { monitor.close(); });
   if (!monitor.options.enabled) return;
 
-  interface Pending { request: FastifyRequest; state: RequestState }
   interface RouteContext { config?: { url?: string }; handler?: unknown }
-  const pending = new WeakMap<ServerResponse, Pending>();
+  // The request's state rides on the raw response under our own symbol: a WeakMap set, get and
+  // delete per request cost more than everything else this adapter does (bench:overhead).
+  const kState = Symbol('leakwatch.state');
+  type Tagged = ServerResponse & { [kState]?: RequestState };
 
-  // The end of a request is read from the raw response ('finish', or 'close' when the client
-  // went away first), through one shared listener, instead of onResponse and onRequestAbort
+  // The end of a request is read from the raw response's 'close' (after 'finish', or alone when
+  // the client went away first), through one shared listener, instead of onResponse and onRequestAbort
   // hooks: with those, Fastify sets up per-request closures and listeners of its own
   // (setupResponseListeners, a 'close' closure), which cost more than all of leakwatch's work.
-  function onResponseDone(this: ServerResponse): void {
+  function onResponseDone(this: Tagged): void {
     const res = this;
-    const p = pending.get(res);
-    if (p === undefined) return;
-    pending.delete(res);
+    const state = res[kState];
+    if (state === undefined) return;
+    res[kState] = undefined;
     try {
-      const request = p.request;
+      const request = state.ctx as FastifyRequest;
       const aborted = !res.writableEnded;
       const ctx = routeContext(request);
       const url = ctx !== undefined ? ctx.config?.url : request.routeOptions?.url;
-      const stats = monitor.finish(p.state, request.method, url ?? UNMATCHED, aborted ? 0 : res.statusCode, aborted, request.raw, aborted ? undefined : request.body);
+      const stats = monitor.finish(state, request.method, url ?? UNMATCHED, aborted ? 0 : res.statusCode, aborted, request.raw, aborted ? undefined : request.body);
       if (stats !== undefined && stats.attributionId === NOT_TRIED && monitor.attribution !== undefined) {
         monitor.attribution.wrapFastifyRoute(stats, ctx);
       }
       // The probe's scope diff lists the closure of the route's handler (not our trampoline's).
-      if (stats?.lastRequest !== undefined) stats.lastRequest.handlerRef = unwrapHandler(ctx !== undefined ? ctx.handler : request.routeOptions?.handler);
+      // Only when the recorder just captured this request (it resets handlerRef from the raw request).
+      if (stats?.lastRequest !== undefined && stats.lastRequest.handlerRef === undefined) stats.lastRequest.handlerRef = unwrapHandler(ctx !== undefined ? ctx.handler : request.routeOptions?.handler);
     } catch (e) {
       monitor.fault(e);
     }
@@ -74,10 +77,15 @@ const plugin: FastifyPluginAsync<LeakwatchOptions> = async (fastify: FastifyInst
     const state = monitor.start();
     if (state === undefined) return;
     try {
-      const res = reply.raw;
-      pending.set(res, { request, state });
-      res.on('finish', onResponseDone);
+      const res = reply.raw as Tagged;
+      state.ctx = request;
+      res[kState] = state;
+      // 'close' alone: Node emits it after 'finish' on every response (and alone when the client
+      // went away), light-my-request too. A second listener on 'finish', where Node keeps its own,
+      // turns that event's single listener into an array on every request.
       res.on('close', onResponseDone);
+      // A response driven outside an http.Server (a custom socket) may emit 'finish' only.
+      if ((request.raw.socket as { server?: unknown } | null)?.server === undefined) res.on('finish', onResponseDone);
     } catch (e) {
       monitor.recorder.abandon();
       monitor.fault(e);
@@ -95,7 +103,8 @@ const plugin: FastifyPluginAsync<LeakwatchOptions> = async (fastify: FastifyInst
       monitor.handle(request.raw, reply.raw, { clientIp: request.ip }).then(() => done(), () => done());
       return;
     }
-    if (monitor.isProbeRequest(request.raw)) { done(); return; }
+    // Probe replays are sent only while the prober holds the gate: no header lookup otherwise.
+    if (monitor.gate.closed && monitor.isProbeRequest(request.raw)) { done(); return; }
     const wait = monitor.gate.admit();
     if (wait === undefined) { track(request, reply); done(); return; }
     const go = (): void => { track(request, reply); done(); };

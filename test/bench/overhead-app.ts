@@ -31,6 +31,14 @@ function log(): { info(m: string): void; warn(m: string): void } {
   return { info: (m) => process.stderr.write(m + '\n'), warn: (m) => process.stderr.write(m + '\n') };
 }
 
+/** Dev defaults; dev without the sampling heap profiler; dev sampling every 4 KB; production. */
+function leakwatchOptions(variant: Variant): Record<string, unknown> {
+  if (variant === 'leakwatch-prod') return { enabled: true, logger: log() };
+  if (variant === 'leakwatch-dev-nosampling') return { logger: log(), samplingInterval: 0 };
+  if (variant === 'leakwatch-dev-4096') return { logger: log(), samplingInterval: 4096 };
+  return { logger: log() };
+}
+
 async function expressApp(variant: Variant): Promise<() => Promise<number>> {
   const express = require('express');
   const app = express();
@@ -38,9 +46,11 @@ async function expressApp(variant: Variant): Promise<() => Promise<number>> {
   switch (variant) {
     case 'bare': break;
     case 'leakwatch-dev':
+    case 'leakwatch-dev-nosampling':
+    case 'leakwatch-dev-4096':
     case 'leakwatch-prod': {
       const { leakwatch } = require('../../src/express/index');
-      const mw = leakwatch(variant === 'leakwatch-prod' ? { enabled: true, logger: log() } : { logger: log() });
+      const mw = leakwatch(leakwatchOptions(variant));
       closers.push(() => mw.close());
       app.use(mw);
       break;
@@ -86,9 +96,11 @@ async function fastifyApp(variant: Variant): Promise<() => Promise<number>> {
   switch (variant) {
     case 'bare': break;
     case 'leakwatch-dev':
+    case 'leakwatch-dev-nosampling':
+    case 'leakwatch-dev-4096':
     case 'leakwatch-prod': {
       const { fastifyLeakwatch } = require('../../src/fastify/index');
-      await fastify.register(fastifyLeakwatch, variant === 'leakwatch-prod' ? { enabled: true, logger: log() } : { logger: log() });
+      await fastify.register(fastifyLeakwatch, leakwatchOptions(variant));
       break;
     }
     case 'empty-hooks': {

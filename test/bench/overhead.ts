@@ -26,6 +26,8 @@ const CONFIGS: Config[] = [
   { framework: 'express', variant: 'bare' },
   { framework: 'express', variant: 'empty-middleware' },
   { framework: 'express', variant: 'leakwatch-dev' },
+  { framework: 'express', variant: 'leakwatch-dev-nosampling' },
+  { framework: 'express', variant: 'leakwatch-dev-4096' },
   { framework: 'express', variant: 'leakwatch-prod', env: { NODE_ENV: 'production' } },
   { framework: 'express', variant: 'express-prom-bundle' },
   { framework: 'express', variant: 'express-status-monitor' },
@@ -33,6 +35,8 @@ const CONFIGS: Config[] = [
   { framework: 'fastify', variant: 'bare' },
   { framework: 'fastify', variant: 'empty-hooks' },
   { framework: 'fastify', variant: 'leakwatch-dev' },
+  { framework: 'fastify', variant: 'leakwatch-dev-nosampling' },
+  { framework: 'fastify', variant: 'leakwatch-dev-4096' },
   { framework: 'fastify', variant: 'leakwatch-prod', env: { NODE_ENV: 'production' } },
   { framework: 'fastify', variant: 'fastify-metrics' },
 ];
