@@ -22,6 +22,13 @@ let nextId = 0;
 export const NOT_TRIED = -1;
 export const NOT_ATTRIBUTED = -2;
 
+/**
+ * Routes given a trampoline, at most (the first ones to finish a request). Beyond it the
+ * checkpoint regression alone judges a route; it keeps leakwatch's own heap bounded whatever
+ * `maxRoutes` says.
+ */
+export const MAX_TRAMPOLINES = 256;
+
 const originals = new WeakMap<Function, Function>();
 const idOf = new WeakMap<Function, number>();
 
@@ -32,8 +39,9 @@ function compile(id: number, fn: Function): Function {
   // The never-taken branch is there for its size: the profiler records physical frames only, so
   // a trampoline inlined into its caller vanishes from the stacks and its route's bytes go to the
   // caller (measured: a monomorphic caller, once optimised, left 0 B/call of a 1 KB/call leak).
-  // Over 460 bytes of bytecode, neither TurboFan nor Maglev inlines it.
-  const pad = `if (fn === null) { let x = 0; ${'x = (x * 31 + 7) | 0; '.repeat(80)}return x; }`;
+  // Over 460 bytes of bytecode (48 statements of ~13 bytes), neither TurboFan nor Maglev inlines
+  // it. Each trampoline costs about 3 KB of heap, hence MAX_TRAMPOLINES.
+  const pad = `if (fn === null) { let x = 0; ${'x=x*31+7|0;'.repeat(48)}return x; }`;
   const make = new Function('fn', `return function ${TRAMPOLINE_PREFIX}${id}(a, b, c) { ${pad} return fn(a, b, c); };`) as (f: Function) => Function;
   return make(fn);
 }
@@ -50,7 +58,11 @@ export class Attribution {
   private readonly restores: Array<() => void> = [];
   private disabled = false;
 
-  constructor(private readonly maxRoutes: number) {}
+  private readonly maxRoutes: number;
+
+  constructor(maxRoutes: number) {
+    this.maxRoutes = Math.min(maxRoutes, MAX_TRAMPOLINES);
+  }
 
   /** The route charged for a trampoline id of this monitor (undefined: not ours, or shared). */
   routeOf(id: number): RouteStats | undefined {

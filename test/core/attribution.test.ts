@@ -85,7 +85,7 @@ test('Express: handlers are wrapped after a route first finishes, responses are 
   }
 });
 
-test('probe replays are not charged to the route: the sampled level does not jump by what 33 replays kept (regression)', async () => {
+test('probe replays are not charged to the route: the sampled level does not jump by what 103 replays kept (regression)', async () => {
   const app = express();
   const mw = leakwatch({ notice: false, mode: 'dev', autoProbe: false, checkpointIntervalMs: 3_600_000 });
   app.use(mw);
@@ -106,13 +106,14 @@ test('probe replays are not charged to the route: the sampled level does not jum
     await detector.checkpoint(); await detector.checkpoint();
     const before = level();
     assert.ok(Number.isFinite(before), 'the route has a sampled level');
-    const r = await postJson(port, '/__leaks/api/probe', { method: 'GET', route: '/leak', iterations: 30, objects: false });
+    const r = await postJson(port, '/__leaks/api/probe', { method: 'GET', route: '/leak', iterations: 100, objects: false });
     assert.equal(r.status, 200, r.body);
     assert.equal(r.json().verdict, 'leaking');
     await detector.checkpoint(); await detector.checkpoint();
-    // Without the bracket: ~33 × 2 KB = 68 KB more. With it: no request ran, so nothing moves.
+    // Without the bracket: ~103 × 2 KB = 214 KB more (±40 KB of sampling noise). With it no
+    // request ran, so only the last responses' leftovers move it (±17 KB seen on Node 24).
     const jump = level() - before;
-    assert.ok(Math.abs(jump) < 16_384, `sampled level moved by ${jump} B`);
+    assert.ok(Math.abs(jump) < 64 * 1024, `sampled level moved by ${jump} B`);
   } finally {
     mw.close();
     await close(server);
