@@ -160,13 +160,14 @@ test('one backing-store doubling is not a leak, nor a periodic one', () => {
 
 test("a steady leak's JIT bumps do not line up into a false period", () => {
   // Three bumps among many line up at some period by chance (measured on array-push, listener and
-  // buffer at periods 11 to 43, moving their estimates by up to 8%).
+  // buffer at periods 11 to 43, moving their estimates by up to 8%). The check that a pattern
+  // explains the window's jumps keeps that to a few windows in a hundred at this noise level.
   let clean = 0;
   for (let seed = 1; seed <= 200; seed++) {
     const e = estimateSlope(series(jitNoise(100, mulberry32(1_000 + seed), 1_040)));
     if (e.period === 0 && Math.abs(e.perIteration - 1_040) <= 52) clean++;
   }
-  assert.ok(clean >= 194, `${clean} of 200`);
+  assert.ok(clean >= 188, `${clean} of 200`);
 });
 
 test('a route that keeps nothing stays stable under JIT noise', () => {

@@ -88,32 +88,53 @@ export function estimateSlope(series: readonly number[], floor = 512): SlopeEsti
   // topped the 15 KB steps themselves (measured: every-10th read 0 B/iteration, "stable").
   // And on the raw differences, not the folded ones: a step whose give-back was larger than usual
   // (+15,184 then -7,744) folds into half a step and broke the pattern (measured: 0 B/iteration).
+  // The folded ones weigh the candidates (see `explains`): a transient straddling two GCs is no jump.
+  // Only pairs that cancel to within a quarter are folded for that (a step and its give-back,
+  // +15,376 then -5,120, are not a transient).
+  const weighed = [...diffs];
+  for (let i = 0; i + 1 < n; i++) {
+    const a = weighed[i] - med;
+    const b = weighed[i + 1] - med;
+    if (Math.abs(a) > floor && Math.abs(b) > floor && Math.sign(a) !== Math.sign(b) && Math.abs(a + b) < 0.25 * Math.max(Math.abs(a), Math.abs(b))) {
+      weighed[i] = med + a + b;
+      weighed[i + 1] = med;
+      i++;
+    }
+  }
   const stepLimit = Math.max(3 * mad, floor);
-  let pattern: Pattern | undefined;
+  let pattern: Candidate | undefined;
   for (const sign of [1, -1]) {
     const side: number[] = [];
     for (let i = 0; i < n; i++) if (sign * (diffs[i] - med) > stepLimit) side.push(i);
-    const p = periodicSubset(side, diffs, med, n);
-    if (p !== undefined && (pattern === undefined || p.hits.length > pattern.hits.length)) pattern = p;
+    const p = periodicSubset(side, diffs, weighed, med, n);
+    if (p !== undefined && (pattern === undefined || p.hits.length > pattern.hits.length
+      || (p.hits.length === pattern.hits.length && p.mass > pattern.mass))) pattern = p;
   }
   const inPattern = new Set<number>();
   let patternSum = 0;
   let patternPhases = 0;
   if (pattern !== undefined) {
-    // The pattern's phases: the step, then the give-back that follows it (measured on the
-    // every-10th leak: +15,376, then -5,120 on the next iteration, sometimes -4,224 and -896 over
-    // two: a transient Buffer whose external memory is released one GC late). Each phase is read
-    // as the median of its iterations across periods, so that a JIT bump landing on one period's
-    // step or give-back does not move it (a mean over whole periods read +41% to +61% that way).
+    // The pattern's phases: the one found and its neighbours, before and after, while they move
+    // the heap too: the step and the give-back that follows it (measured on the every-10th leak:
+    // +15,376, then -5,120 on the next iteration, sometimes -4,224 and -896 over two: a dropped
+    // Buffer whose external memory is released one GC late). The give-back alone can be what was
+    // found (when a big transient hid the steps), so both directions are walked. Each phase is
+    // read as the median of its iterations across periods, so that a JIT bump landing on one
+    // period's step or give-back does not move it (a mean over whole periods read +41% to +61%).
     const { p, r } = pattern;
-    const sign = Math.sign(diffs[r] - med);
-    for (let k = 0; k < p; k++) {
+    const phaseMedian = (k: number): number => {
       const at: number[] = [];
-      for (let i = (r + k) % p; i < n; i += p) at.push(diffs[i]);
-      const m = median(at);
-      if (k > 0 && !(-sign * (m - med) > floor)) break;
-      for (let i = (r + k) % p; i < n; i += p) inPattern.add(i);
-      patternSum += m;
+      for (let i = ((r + k) % p + p) % p; i < n; i += p) at.push(diffs[i]);
+      return median(at);
+    };
+    const moves = (m: number): boolean => Math.abs(m - med) > floor;
+    let lo = 0;
+    while (lo > -(p - 1) && moves(phaseMedian(lo - 1))) lo--;
+    let hi = 0;
+    while (hi - lo < p - 1 && moves(phaseMedian(hi + 1))) hi++;
+    for (let k = lo; k <= hi; k++) {
+      for (let i = ((r + k) % p + p) % p; i < n; i += p) inPattern.add(i);
+      patternSum += phaseMedian(k);
       patternPhases++;
     }
   }
@@ -193,10 +214,15 @@ export function trimmedMean(xs: readonly number[], gamma: number): { mean: numbe
  * 10.5 KB in one window) at irregular places (measured: iterations 5, 18 and 22).
  */
 interface Pattern { hits: number[]; found: number[]; p: number; r: number }
+interface Candidate extends Pattern { mass: number }
 
-function periodicSubset(side: readonly number[], diffs: readonly number[], med: number, n: number): Pattern | undefined {
+/**
+ * @param raw the differences the steps are found in
+ * @param folded the same with transients that straddle two GCs folded, for weighing
+ */
+function periodicSubset(side: readonly number[], raw: readonly number[], folded: readonly number[], med: number, n: number): Candidate | undefined {
   const set = new Set(side);
-  const candidates: Array<Pattern & { mass: number }> = [];
+  const candidates: Candidate[] = [];
   for (let p = 2; p <= n >> 1; p++) {
     for (let r = 0; r < p; r++) {
       const slots = Math.ceil((n - r) / p);
@@ -205,11 +231,11 @@ function periodicSubset(side: readonly number[], diffs: readonly number[], med: 
       const found: number[] = [];
       for (let i = r; i < n; i += p) if (set.has(i)) found.push(i);
       if (found.length < 3 || found.length < slots - misses) continue;
-      const size = median(found.map((i) => Math.abs(diffs[i] - med)));
-      const hits = found.filter((i) => { const a = Math.abs(diffs[i] - med); return a >= size / 2 && a <= size * 2; });
+      const size = median(found.map((i) => Math.abs(raw[i] - med)));
+      const hits = found.filter((i) => { const a = Math.abs(raw[i] - med); return a >= size / 2 && a <= size * 2; });
       if (hits.length < 3 || hits.length < slots - misses) continue;
       let mass = 0;
-      for (const i of hits) mass += Math.abs(diffs[i] - med);
+      for (const i of hits) mass += Math.abs(folded[i] - med);
       candidates.push({ hits, found, p, r, mass });
     }
   }
@@ -217,7 +243,7 @@ function periodicSubset(side: readonly number[], diffs: readonly number[], med: 
   // steps 10 apart (measured: the bumps were tried first, failed the check below, and the leak
   // read 0 B/iteration).
   candidates.sort((a, b) => b.hits.length - a.hits.length || b.mass - a.mass);
-  for (const c of candidates) if (explains(c, side, diffs, med)) return { hits: c.hits, found: c.found, p: c.p, r: c.r };
+  for (const c of candidates) if (explains(c, side, raw, folded, med)) return c;
   return undefined;
 }
 
@@ -227,17 +253,17 @@ function periodicSubset(side: readonly number[], diffs: readonly number[], med: 
  * Such a pattern explains few of the window's jumps: it carried 12% to 49% of the outlier mass of
  * its side, with one to eleven other outliers of its size off its beat. A real periodic leak's
  * steps carried 58% or more in 81 recorded every-10th probes. So the pattern must carry half the
- * mass, or else be the only outliers of its size (two JIT bumps of 21 and 29 KB next to 10 KB
- * steps once held them to 46%).
+ * mass, or else be the only outliers of its size. Masses are read with straddling transients
+ * folded: a +138,592 then -123,136 pair next to 10 KB steps would otherwise outweigh them all.
  */
-function explains(best: Pattern, side: readonly number[], diffs: readonly number[], med: number): boolean {
-  const found = new Set(best.found);
-  const size = median(best.hits.map((i) => Math.abs(diffs[i] - med)));
+function explains(c: Pattern, side: readonly number[], raw: readonly number[], folded: readonly number[], med: number): boolean {
+  const found = new Set(c.found);
+  const size = median(c.hits.map((i) => Math.abs(raw[i] - med)));
   let inPattern = 0;
   let all = 0;
   let others = 0;
   for (const i of side) {
-    const a = Math.abs(diffs[i] - med);
+    const a = Math.abs(folded[i] - med);
     all += a;
     if (found.has(i)) inPattern += a;
     else if (a >= size / 2 && a <= size * 2) others++;

@@ -158,7 +158,7 @@ async function runProbeQuietly(spec: RunSpec): Promise<ProbeReport> {
       // The same GC and reads as a measured iteration, so that their own first-use costs
       // (feedback vectors, baseline code) are paid here and not charged to the route.
       forceFullGc();
-      readSettled(warmHeap, warmExt, i % 2, warmExt[(i + 1) % 2]);
+      read(warmHeap, warmExt, i % 2);
       if (before !== undefined && reader && targets) {
         const after = await reader.listing(targets());
         scopeDiff = unifiedDiff(before, after, [`before (run ${i + 1})`, `after (run ${i + 1})`]);
@@ -184,7 +184,7 @@ async function runProbeQuietly(spec: RunSpec): Promise<ProbeReport> {
       if (seen >= last.length && extra >= minExtra && quiet(last)) break;
       await spec.iteration();
       forceFullGc();
-      readSettled(warmHeap, warmExt, 0, warmExt[0]);
+      read(warmHeap, warmExt, 0);
       last.copyWithin(0, 1);
       last[last.length - 1] = warmHeap[0] + warmExt[0];
       seen++;
@@ -251,7 +251,7 @@ async function runProbeQuietly(spec: RunSpec): Promise<ProbeReport> {
     for (let i = 1; i <= measured; i++) {
       await spec.iteration();
       forceFullGc();
-      readSettled(heap, ext, i, ext[i - 1]);
+      read(heap, ext, i);
       progress('measure', i, measured);
       check('the measured iterations');
       if (i === N) measured = wholePeriods(heap, ext, N, cap, (performance.now() - tm) / N, spec.deadline);
@@ -307,7 +307,7 @@ async function runProbeQuietly(spec: RunSpec): Promise<ProbeReport> {
     const verdict: ProbeReport['verdict'] = leakingBytes || globalLeak ? 'leaking' : 'stable';
     const perIt = Math.round(est.perIteration);
     let reason: string;
-    const every = est.period > 0 ? ` (a step every ${est.period} iterations)` : '';
+    const every = leakingBytes && est.period > 0 ? ` (a step every ${est.period} iterations)` : '';
     const over = measured > N ? `${measured} iterations (${N} asked, extended to ${MIN_PERIODS} whole periods)` : `${N} iterations`;
     if (leakingBytes) reason = `keeps ${fmtBytes(perIt)} per iteration${every} (± ${fmtBytes(est.standardError)}) over ${over} after a full GC each`;
     else if (globalLeak) reason = `${newGlobals.length} new globals in ${over} (${newGlobals.slice(0, 3).join(', ')}${newGlobals.length > 3 ? ', …' : ''})`;
@@ -318,7 +318,7 @@ async function runProbeQuietly(spec: RunSpec): Promise<ProbeReport> {
       reason,
       iterations: N,
       measuredIterations: measured,
-      period: est.period,
+      period: leakingBytes ? est.period : 0,
       warmup: spec.warmup,
       extraWarmup: extra,
       retainedBytesPerIteration: perIt,
@@ -406,25 +406,19 @@ export function liveHeapWithoutCode(): number {
   return sum;
 }
 
+/**
+ * Live heap and external memory, right after the iteration's full GC. A dead ArrayBuffer's memory
+ * leaves `external` only when V8's concurrent sweeper has run, so a Buffer dropped by an iteration
+ * shows on it and comes back on the next one or two (measured on the zoo's every-10th route:
+ * +15,376 then -5,120). The estimator reads that give-back as part of a periodic pattern. A second
+ * GC before reading would settle it, but HTTP replays drop a 772 B buffer on every iteration, so it
+ * ran every time: the 50 MB probe took 4.7 to 6.1 s instead of 2.4 to 5.1 s, and six every-10th
+ * probes read no closer (5 of 6 within 10%, against 6 of 6 without). A scavenge instead made a
+ * 200 KB transient appear next to a step on the first leakTest of a process.
+ */
 function read(heap: Float64Array, ext: Float64Array, i: number): void {
   heap[i] = liveHeapWithoutCode();
   ext[i] = process.memoryUsage().external;
-}
-
-/**
- * `read` after a forced full GC, and once more after a second GC when external memory moved.
- * A dead ArrayBuffer's memory leaves `external` only when V8's concurrent sweeper has run, which
- * the next GC waits for: measured on the zoo's every-10th route, the 5 KB Buffer it drops showed
- * as +5,120 B on its iteration and -5,120 B one or two GCs later (the later, the busier the
- * machine), blurring a 10,256 B step into +15,376 then a give-back. With the second GC the step
- * reads 10,256 B. Routes that leave external memory alone pay nothing.
- */
-function readSettled(heap: Float64Array, ext: Float64Array, i: number, prevExternal: number): void {
-  read(heap, ext, i);
-  if (ext[i] !== prevExternal) {
-    forceFullGc();
-    read(heap, ext, i);
-  }
 }
 
 /**
