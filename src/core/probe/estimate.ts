@@ -85,7 +85,8 @@ export function estimateSlope(series: readonly number[], floor = 512): SlopeEsti
   }
   // Periodic steps are looked for with a lower bar than one-offs: on a route that leaks 10 KB every
   // 10th request, the JIT's kilobyte bumps between the steps widen the MAD until 6 MADs (18 KB)
-  // topped the 15 KB steps themselves (measured: every-10th read 0 B/iteration, "stable").
+  // topped the 15 KB steps themselves (measured: every-10th read 0 B/iteration, "stable"), and 3
+  // MADs (11 KB) still missed a step that a transient had cut to 9.9 KB on a process's first probe.
   // And on the raw differences, not the folded ones: a step whose give-back was larger than usual
   // (+15,184 then -7,744) folds into half a step and broke the pattern (measured: 0 B/iteration).
   // The folded ones weigh the candidates (see `explains`): a transient straddling two GCs is no jump.
@@ -101,7 +102,7 @@ export function estimateSlope(series: readonly number[], floor = 512): SlopeEsti
       i++;
     }
   }
-  const stepLimit = Math.max(3 * mad, floor);
+  const stepLimit = Math.max(2 * mad, floor);
   let pattern: Candidate | undefined;
   for (const sign of [1, -1]) {
     const side: number[] = [];
