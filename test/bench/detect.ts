@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { RouteOutcome } from './detect-server';
-import { EXTRA_ROUTES } from './detect-server';
+import { EXTRA_ROUTES, isRight } from './detect-server';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const zoo = require(path.join(__dirname, '..', '..', '..', 'examples', 'zoo', 'index.js'));
@@ -82,7 +82,7 @@ async function run(name: string, framework: string, scenarios: Scenario[], extra
     const est = te > th ? o.externalBytesPerRequest : o.bytesPerRequest;
     const tv = te > th ? te : th;
     const errorPct = est !== null && tv > 0 ? ((est - tv) / tv) * 100 : null;
-    const right = o.kind === 'leak' ? o.verdict === 'growing' : (o.verdict === 'stable' || (o.verdict === 'warming-up' && o.reason.includes('flattening')));
+    const right = isRight(o.kind, o.verdict, o.reason);
     return { ...o, truthBytesPerRequest: th, truthExternalBytesPerRequest: te, errorPct, right };
   });
   return { run: name, framework, requests: fin.done, concurrency: 8, rate: RATE, seconds: fin.ms / 1000, errors: fin.errors, outcomes, detector: rep.detector, process: rep.process, gate: rep.gate };

@@ -124,3 +124,51 @@ test('data dependence: a random walk of a large table rises and falls; a leak an
   const churn = Array.from({ length: 30 }, () => 52e3 + (rng() - 0.5) * 50e3);
   assert.equal(dataDependence(churn, { interval: I }), undefined, 'a churning plateau is not data-dependent');
 });
+
+test('a 50-entry LRU filling inside the window, then churning, never reads growing three analyses in a row (400 seeded runs; regression)', () => {
+  let confirmed = 0;
+  let young = 0;
+  for (let seed = 1; seed <= 400; seed++) {
+    const rng = mulberry32(seed + 1000);
+    const entries: number[] = [];
+    const bytes: number[] = [];
+    const counts: number[] = [];
+    let n = 0;
+    let streak = 0;
+    for (let k = 0; k < 30; k++) {
+      if (k > 0) {
+        // A varying share of the traffic: 0–39 requests of this route between readings.
+        const m = Math.floor(rng() * 40);
+        for (let j = 0; j < m; j++, n++) {
+          const p = 1 - Math.exp(-1040 / I);
+          entries.push(rng() < p ? 1040 / p : 0);
+          if (entries.length > 50) entries.shift();
+        }
+      }
+      bytes.push(entries.reduce((a, v) => a + v, 0));
+      counts.push(n);
+      if (n < 60) continue;
+      const v = decideVerdict({ windowRequests: n, checkpoints: bytes.length, sampled: sampledSignal(bytes, counts, { interval: I }) });
+      if (v.reason.includes('still filling')) young++;
+      streak = v.verdict === 'growing' ? streak + 1 : 0;
+      if (streak === 3) confirmed++;
+    }
+  }
+  assert.equal(confirmed, 0);
+  assert.ok(young > 0, 'the filling phase is reported as such at least once');
+});
+
+test('a young leak reads warming-up ("still filling") until it has grown 16 sampling intervals, then growing', () => {
+  let stillFilling = 0;
+  for (let seed = 1; seed <= 20; seed++) {
+    const s = simulate(seed, 21, 20, () => [1040]); // 400 requests, ~416 KB kept in all
+    for (let k = 4; k <= 20; k++) {
+      const sampled = sampledSignal(s.bytes.slice(0, k + 1), s.counts.slice(0, k + 1), { interval: I })!;
+      const v = decideVerdict({ windowRequests: s.counts[k], checkpoints: k + 1, sampled });
+      if (v.verdict === 'growing') assert.ok(sampled.all.growth >= 16 * I, `seed ${seed} at ${k}: growing after ${sampled.all.growth} B`);
+      if (v.reason.includes('still filling')) stillFilling++;
+    }
+    assert.equal(verdictOf(s), 'growing', `seed ${seed} at 400 requests`);
+  }
+  assert.ok(stillFilling > 0);
+});

@@ -27,6 +27,9 @@ export interface SampledOptions {
 export interface SampledCoefficient extends Coefficient {
   requests: number;
   checkpoints: number;
+  /** Net growth of the sampled level over the fit, and the sampling interval, in bytes. */
+  growth: number;
+  interval: number;
 }
 
 /**
@@ -71,7 +74,13 @@ export function fitSampled(bytes: ArrayLike<number>, counts: ArrayLike<number>, 
   // zoo and hid a 1 KB/request leak): blend it with the sampling floor, as if PRIOR more
   // intervals had shown exactly the floor. A control whose live bytes churn keeps most of its
   // spread; a steady leak's spread is about the floor anyway.
-  const floor = Math.max(b, 0) * o.interval;
+  // The floor counts every byte that moved, not the net: a leak's sampled level only ever rises
+  // (its objects never die), so for a leak the two agree; a full cache churning at capacity moves
+  // a sample in for each one out, and its noise is that of the gross movement (an LRU filled in
+  // the window read growing in 1% of simulated analyses with the net floor, none with this one).
+  let gross = 0;
+  for (const d of dB) gross += Math.abs(d);
+  const floor = Math.max(b, gross / sumN, 0) * o.interval;
   const dof = Math.max(0, dB.length - 1);
   phi = dof > 0 ? (phi + PRIOR * floor) / (dof + PRIOR) : floor;
   phi = Math.max(phi, floor);
@@ -86,16 +95,20 @@ export function fitSampled(bytes: ArrayLike<number>, counts: ArrayLike<number>, 
     z,
     requests: sumN,
     checkpoints: readings,
+    growth: total,
+    interval: o.interval,
   };
 }
 
-/** Whole window and its recent half, as the verdict wants them. */
-export function sampledSignal(bytes: ArrayLike<number>, counts: ArrayLike<number>, o: SampledOptions): { all: SampledCoefficient; recent?: SampledCoefficient } | undefined {
+/** Whole window, its recent half and its early half, as the verdict wants them. */
+export function sampledSignal(bytes: ArrayLike<number>, counts: ArrayLike<number>, o: SampledOptions): { all: SampledCoefficient; recent?: SampledCoefficient; early?: SampledCoefficient } | undefined {
   const all = fitSampled(bytes, counts, o);
   if (all === undefined) return undefined;
   const L = bytes.length;
-  const recent = fitSampled(bytes, counts, o, Math.floor((L - 1) / 2), L - 1);
-  return { all, recent };
+  const mid = Math.floor((L - 1) / 2);
+  const recent = fitSampled(bytes, counts, o, mid, L - 1);
+  const early = fitSampled(bytes, counts, o, 0, mid);
+  return { all, recent, early };
 }
 
 /** Memory that follows the data: live bytes that went up and came back down. */

@@ -25,7 +25,7 @@ export interface RouteEvidence {
    * Live bytes the sampling heap profiler charges to this route's own handlers, against its own
    * requests (see fitSampled): immune to other routes' traffic.
    */
-  sampled?: { all: SampledCoefficient; recent?: SampledCoefficient };
+  sampled?: { all: SampledCoefficient; recent?: SampledCoefficient; early?: SampledCoefficient };
 }
 
 export interface VerdictRules {
@@ -80,14 +80,17 @@ export interface VerdictResult {
 
 type Test = 'sustained' | 'flattening' | 'none';
 
-function judge(s: Signal | undefined, min: number, z: number, zRecent: number): Test {
+/** Net growth, in sampling intervals, before the profiler's figures can say `growing`. */
+const MIN_SAMPLED_GROWTH = 16;
+
+function judge(s: Signal | undefined, min: number, z: number, zRecent: number, recentShare = 1 / 3): Test {
   if (s === undefined) return 'none';
   const a = s.all;
   if (!(a.unconstrained >= min && a.z >= z)) return 'none';
   const r = s.recent;
   // Sustained: the recent half still grows, at a rate of the same order as the whole window.
   // A cache that fills then stops shows a strong early slope and a flat recent half.
-  if (r !== undefined && r.z >= zRecent && r.unconstrained >= a.unconstrained / 3) return 'sustained';
+  if (r !== undefined && r.z >= zRecent && r.unconstrained >= a.unconstrained * recentShare) return 'sustained';
   return 'flattening';
 }
 
@@ -129,7 +132,20 @@ export function decideVerdict(e: RouteEvidence, rules: VerdictRules = DEFAULT_RU
     if (t === 'sustained' || (t === 'flattening' && objectTest === 'none')) { objectTest = t; objectName = o.name; }
     if (t === 'sustained') break;
   }
-  const sampled = judge(e.sampled, rules.minBytes, rules.zSampled ?? 2.5, rules.zSampledRecent ?? 2);
+  let sampled: Test | 'young' = judge(e.sampled, rules.minBytes, rules.zSampled ?? 2.5, rules.zSampledRecent ?? 2, 1 / 2);
+  // A leak keeps the same rate in both halves; a cache that filled early in the window then churns
+  // has a steep early half and a recent half that only wanders. The recent half must keep at least
+  // half the early half's rate (simulated: an LRU filled inside the window then read growing three
+  // analyses in a row in 3 of 400 runs without this; see test/core/sampled.test.ts).
+  const early = e.sampled?.early;
+  const recentS = e.sampled?.recent;
+  if (sampled === 'sustained' && early !== undefined && recentS !== undefined && recentS.unconstrained < early.unconstrained / 2) sampled = 'flattening';
+  // And the window must have grown by at least MIN_SAMPLED_GROWTH sampling intervals: a bounded
+  // cache still filling reads exactly like a young leak, and its sampled level wanders by a few
+  // samples; simulated, an LRU of 50 × 1 KB read growing three analyses in a row in 3 of 400 runs
+  // at 120–160 requests, its level at 9 samples. A 1 KB/request leak passes this after ~130 requests.
+  const all = e.sampled?.all;
+  if (sampled === 'sustained' && all !== undefined && all.growth < MIN_SAMPLED_GROWTH * all.interval) sampled = 'young';
   if (sampled === 'sustained') {
     const c = e.sampled!.all;
     return { verdict: 'growing', basis: 'sampled', reason: `objects allocated by this route's handlers stay alive: ${formatBytes(c.unconstrained)} per request (95% ${formatBytes(Math.max(0, c.low))}–${formatBytes(c.high)}, sampling heap profiler), still growing in the recent half of the window` };
@@ -153,6 +169,10 @@ export function decideVerdict(e: RouteEvidence, rules: VerdictRules = DEFAULT_RU
   if (objectTest === 'sustained') {
     const o = e.objects!.find((x) => x.name === objectName)!;
     return { verdict: 'growing', basis: `objects:${objectName}`, reason: `${objectName} count grows ${o.all.unconstrained.toFixed(2)} per request and keeps growing` };
+  }
+  if (sampled === 'young') {
+    const c = e.sampled!.all;
+    return { verdict: 'warming-up', reason: `growing ${formatBytes(c.unconstrained)} per request so far, but only ${formatBytes(c.growth)} in all: a cache still filling looks the same until ${formatBytes(MIN_SAMPLED_GROWTH * c.interval)}` };
   }
   if (heap === 'flattening' || ext === 'flattening' || objectTest === 'flattening' || iso === 'flattening' || sampled === 'flattening') {
     return { verdict: 'warming-up', reason: 'grew earlier in the window but the growth is flattening out (like a cache filling up)' };
