@@ -1,6 +1,6 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { estimateSlope, isLeaking, trimmedMean } from '../../src/core/probe/estimate';
+import { estimateSlope, isLeaking, periodHint, trimmedMean } from '../../src/core/probe/estimate';
 import { unifiedDiff } from '../../src/core/probe/diff';
 import { parseProbeParams, handlerFunctions } from '../../src/core/probe/index';
 import { HttpError } from '../../src/core/http/respond';
@@ -151,6 +151,24 @@ test('a step cut small by a transient on a first probe still completes the patte
   const e = estimateSlope(series(d));
   assert.equal(e.period, 10);
   assert.ok(isLeaking(e, 512), `read ${e.perIteration}`);
+});
+
+test('a step spread over four iterations is a period worth measuring more of, not yet a pattern', () => {
+  // Recorded by bench:probe (2026-11-26) on the second probe of a process: the middle step came as
+  // +4,344 +3,480 +5,152 +4,160. Three periods cannot tell it from chance, so the runner measures
+  // five (periodHint) before estimating.
+  const d = [4472, -4080, 15376, -5120, 0, 7696, -3616, 0, 0, 4344, 3480, 5152, 4160, -4896, -224, 0, 0, 2328, 0, 3312, -2768, 136, 18320,
+    -5120, -192, -2624, 0, 0, 0, 0];
+  assert.equal(estimateSlope(series(d)).period, 0);
+  assert.equal(periodHint(series(d)), 10);
+  // Two jumps and nothing on the third beat are no hint.
+  const two = Array.from({ length: 30 }, () => 0);
+  two[4] = 4_328; two[14] = 4_880;
+  assert.equal(periodHint(series(two)), 0);
+  // Nor are a quiet route's readings.
+  let hints = 0;
+  for (let seed = 1; seed <= 200; seed++) if (periodHint(series(jitNoise(30, mulberry32(3_000 + seed), 0, 0.05))) > 0) hints++;
+  assert.ok(hints <= 4, `${hints} of 200`);
 });
 
 test('one backing-store doubling is not a leak, nor a periodic one', () => {

@@ -1,7 +1,7 @@
 import v8 from 'node:v8';
 import { forceFullGc } from '../gc';
 import { gcWatch } from '../gcwatch';
-import { estimateSlope, isLeaking, MIN_PERIODS } from './estimate';
+import { estimateSlope, isLeaking, MIN_PERIODS, periodHint } from './estimate';
 import { ScopeReader } from './scope';
 import { unifiedDiff } from './diff';
 import { checkSnapshotMemory, diffSnapshots, removeQuietly, writeSnapshot } from './snapshot';
@@ -244,6 +244,7 @@ async function runProbeQuietly(spec: RunSpec): Promise<ProbeReport> {
     // The estimator runs once inside the loop (below): its first-call costs (feedback vectors)
     // are paid here, before the baseline, and not charged to the route.
     estimateSlope(PRIME_SERIES);
+    periodHint(PRIME_SERIES);
     const tm = performance.now();
     settle();
     read(heap, ext, 0);
@@ -367,7 +368,8 @@ const PRIME_SERIES = Array.from({ length: 31 }, (_, i) => i * 100 + Math.floor((
 function wholePeriods(heap: Float64Array, ext: Float64Array, n: number, cap: number, msPerIteration: number, deadline: number): number {
   const series: number[] = [];
   for (let i = 0; i <= n; i++) series.push(heap[i] + ext[i]);
-  const p = estimateSlope(series).period;
+  // A pattern the estimate takes, or one with a step that read small (see periodHint).
+  const p = estimateSlope(series).period || periodHint(series);
   if (p === 0 || MIN_PERIODS * p <= n) return n;
   const want = Math.min(cap, MIN_PERIODS * p);
   const affordable = Math.floor((deadline - Date.now()) / 2 / Math.max(1, msPerIteration));
