@@ -75,6 +75,8 @@ async function scenario(monitor: LeakMonitor, port: number, diag: (m: string) =>
   assert.ok(est.low <= est.bytesPerRequest && est.bytesPerRequest <= est.high + 1);
   assert.equal(est.basis.method, expect.method);
   assert.ok(est.basis.checkpoints >= (expect === REGRESSION ? 10 : 6));
+  // With the profiler's per-route levels the dashboard can say what was ruled out: a leak's level never falls back.
+  if (expect !== REGRESSION) assert.equal(leak.findings.dataDependent, false);
   const projection = leak.findings.projection as { text: string; workers: number };
   assert.match(projection.text, /B\/request → .* after 1,000 requests; .* after 10,000 requests across 4 workers/);
   diag(`growing after ${sent} requests, ${detector.taken} checkpoints; estimate ${Math.round(est.bytesPerRequest)} B (${Math.round(est.low)}–${Math.round(est.high)})`);
