@@ -80,6 +80,10 @@ test('probe reports are read tolerantly; unknown fields are kept visible', () =>
   // An object without a "constructor" key must not print "function Object()".
   assert.equal(probeView({ newObjects: [{ name: 'Foo' }] })?.newObjects[0].constructor, 'Foo');
   assert.equal(probeView(null), null);
+  // A periodic leak's probe measures five whole periods: both counts and the period are shown.
+  const p = probeView({ verdict: 'leaking', iterations: 30, measuredIterations: 50, period: 10, retainedBytesPerIteration: 1026 })!;
+  assert.deepEqual([p.iterations, p.measuredIterations, p.period, p.extra], [30, 50, 10, null]);
+  assert.equal(probeView({ verdict: 'stable', iterations: 30, measuredIterations: 30, period: 0 })!.period, null);
   assert.deepEqual(probeProgress({ running: true, done: 3, total: 30, phase: 'measuring' }), { running: true, done: 3, total: 30, phase: 'measuring', method: null, route: null, error: null });
 });
 

@@ -5,6 +5,10 @@ import { formatBytes } from './format';
 export interface ProbeView {
   verdict: string;
   iterations: number | null;
+  /** Iterations actually measured: more than asked when a periodic leak needed five whole periods. */
+  measuredIterations: number | null;
+  /** The leak's period in iterations (a step every Nth), or null. */
+  period: number | null;
   retainedBytesPerIteration: number | null;
   heapBytesPerIteration: number | null;
   externalBytesPerIteration: number | null;
@@ -52,7 +56,7 @@ function resourceRows(v: unknown): ProbeView['resources'] {
   return Object.keys(o).map((type) => ({ type, before: '', after: str(o[type]) }));
 }
 
-const KNOWN = new Set(['verdict', 'iterations', 'retainedBytesPerIteration', 'heapBytesPerIteration', 'externalBytesPerIteration',
+const KNOWN = new Set(['verdict', 'iterations', 'measuredIterations', 'period', 'retainedBytesPerIteration', 'heapBytesPerIteration', 'externalBytesPerIteration',
   'newObjects', 'newGlobals', 'scopeDiff', 'bytesPerIterationSeries', 'resources', 'method', 'route', 'error']);
 
 /**
@@ -80,6 +84,8 @@ export function probeView(report: unknown): ProbeView | null {
   return {
     verdict: typeof r.verdict === 'string' ? r.verdict : 'unknown',
     iterations: numOrNull(r.iterations),
+    measuredIterations: numOrNull(r.measuredIterations),
+    period: numOrNull(r.period) !== null && (r.period as number) > 0 ? (r.period as number) : null,
     retainedBytesPerIteration: numOrNull(r.retainedBytesPerIteration),
     heapBytesPerIteration: heap,
     externalBytesPerIteration: numOrNull(r.externalBytesPerIteration),

@@ -211,7 +211,7 @@ export class Prober {
       for (const [k, v] of codes) statusCodes[String(k)] = v;
       const warnings: string[] = [];
       const bad = [...codes.entries()].filter(([k]) => k >= 400).reduce((a, [, v]) => a + v, 0);
-      if (bad > 0) warnings.push(`${bad} of ${p.iterations + p.warmup} replays answered with an error status (${Object.keys(statusCodes).join(', ')}): the probe measured the error path`);
+      if (bad > 0) warnings.push(`${bad} of ${report.measuredIterations + p.warmup} replays answered with an error status (${Object.keys(statusCodes).join(', ')}): the probe measured the error path`);
       if (!plan.bodyReplayed) warnings.push('the original request body was not kept (over captureBodyLimit or not parsed): replayed without it');
       if (concurrent > 0) warnings.push(`${concurrent} app requests were still running when measuring began: figures may include their allocations`);
       if (report.objectsError) warnings.push(`no object diff: ${report.objectsError}`);
@@ -228,7 +228,7 @@ export class Prober {
         warnings,
       };
       this.store(stats, full);
-      this.progress = { running: false, method: p.method, route: p.route, phase: 'done', done: p.iterations, total: p.iterations, startedAt, error: null };
+      this.progress = { running: false, method: p.method, route: p.route, phase: 'done', done: report.measuredIterations, total: report.measuredIterations, startedAt, error: null };
       return full;
     } catch (e) {
       const err = e instanceof ProbeTimeoutError ? new HttpError(504, `${e.message} (timeoutMs ${p.timeoutMs}); the gate was reopened`)
