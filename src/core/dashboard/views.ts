@@ -1,6 +1,25 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import ejs from 'ejs';
+import type * as EjsModule from 'ejs';
+import { HttpError } from '../http/respond';
+
+/**
+ * EJS is loaded on the first page rendered, not when leakwatch is required: it compiles with
+ * `new Function` even at load time, and a host started with
+ * `--disallow-code-generation-from-strings` would otherwise crash on `require('leakwatch/…')`.
+ */
+let ejsModule: typeof EjsModule | undefined;
+function loadEjs(): typeof EjsModule {
+  if (ejsModule === undefined) {
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      ejsModule = require('ejs') as typeof EjsModule;
+    } catch (e) {
+      throw new HttpError(503, `the dashboard's EJS views could not load (${e instanceof Error ? e.message : String(e)}); the JSON API under the same path still works`);
+    }
+  }
+  return ejsModule;
+}
 
 /**
  * The `views/` directory of the package. Compiled code lives in `dist/src/core/dashboard`, so it
@@ -35,7 +54,13 @@ export function render(name: string, data: Record<string, unknown>): string {
   let t = compiled.get(name);
   if (!t) {
     const filename = path.join(VIEWS_DIR, name + '.ejs');
-    t = ejs.compile(fs.readFileSync(filename, 'utf8'), { filename, cache: true, async: false }) as unknown as Template;
+    const ejs = loadEjs();
+    try {
+      t = ejs.compile(fs.readFileSync(filename, 'utf8'), { filename, cache: true, async: false }) as unknown as Template;
+    } catch (e) {
+      if (e instanceof EvalError) throw new HttpError(503, `the dashboard's EJS views need code generation from strings, which this process disallows; the JSON API under the same path still works`);
+      throw e;
+    }
     compiled.set(name, t);
   }
   return t(data);
