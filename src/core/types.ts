@@ -108,7 +108,12 @@ export interface RetentionEstimate {
   high: number;
   /** External/ArrayBuffer bytes kept per request, reported apart from the JS heap. */
   externalBytesPerRequest: number;
-  /** Which estimator produced it and on how much data. */
+  /**
+   * Which estimator produced it and on how much data: `method` is 'sampling-heap-profiler',
+   * 'checkpoint-regression', 'natural-gc-regression' or 'isolated-samples'; `checkpoints` the
+   * checkpoints (for the profiler: its readings) behind it; `samples` the route's requests in the
+   * window (isolated samples for 'isolated-samples').
+   */
   basis: { method: string; checkpoints: number; samples: number };
 }
 
