@@ -125,7 +125,8 @@ test('data dependence: a random walk of a large table rises and falls; a leak an
   assert.equal(dataDependence(churn, { interval: I }), undefined, 'a churning plateau is not data-dependent');
 });
 
-test('a 50-entry LRU filling inside the window, then churning, never reads growing three analyses in a row (400 seeded runs; regression)', () => {
+test('a 50-entry LRU filling inside the window, then churning, never reads growing three analyses in a row (400 seeded runs at 8192 and at 4096; regression)', () => {
+  for (const interval of [8192, 4096]) {
   let confirmed = 0;
   let young = 0;
   for (let seed = 1; seed <= 400; seed++) {
@@ -140,7 +141,7 @@ test('a 50-entry LRU filling inside the window, then churning, never reads growi
         // A varying share of the traffic: 0–39 requests of this route between readings.
         const m = Math.floor(rng() * 40);
         for (let j = 0; j < m; j++, n++) {
-          const p = 1 - Math.exp(-1040 / I);
+          const p = 1 - Math.exp(-1040 / interval);
           entries.push(rng() < p ? 1040 / p : 0);
           if (entries.length > 50) entries.shift();
         }
@@ -148,14 +149,15 @@ test('a 50-entry LRU filling inside the window, then churning, never reads growi
       bytes.push(entries.reduce((a, v) => a + v, 0));
       counts.push(n);
       if (n < 60) continue;
-      const v = decideVerdict({ windowRequests: n, checkpoints: bytes.length, sampled: sampledSignal(bytes, counts, { interval: I }) });
+      const v = decideVerdict({ windowRequests: n, checkpoints: bytes.length, sampled: sampledSignal(bytes, counts, { interval }) });
       if (v.reason.includes('still filling')) young++;
       streak = v.verdict === 'growing' ? streak + 1 : 0;
       if (streak === 3) confirmed++;
     }
   }
-  assert.equal(confirmed, 0);
+  assert.equal(confirmed, 0, `interval ${interval}`);
   assert.ok(young > 0, 'the filling phase is reported as such at least once');
+  }
 });
 
 test('a young leak reads warming-up ("still filling") until it has grown 12 sampling intervals, then growing', () => {

@@ -82,6 +82,17 @@ type Test = 'sustained' | 'flattening' | 'none';
 
 /** Net growth, in sampling intervals (96 KB at the default 8192), before the profiler's figures can say `growing`. */
 const MIN_SAMPLED_GROWTH = 12;
+/**
+ * And never less than 96 KB: at a finer interval the plateau's noise shrinks but a cache's size
+ * does not (simulated at 4096 with the 12-interval floor alone, 49 KB, the 52 KB LRU filling in
+ * the window read growing three analyses in a row in 23 of 400 short runs; with 96 KB in 1).
+ */
+const MIN_SAMPLED_GROWTH_BYTES = 96 * 1024;
+
+/** Net growth of a route's sampled level needed before it can read `growing`. */
+export function sampledGrowthFloor(interval: number): number {
+  return Math.max(MIN_SAMPLED_GROWTH * interval, MIN_SAMPLED_GROWTH_BYTES);
+}
 
 function judge(s: Signal | undefined, min: number, z: number, zRecent: number, recentShare = 1 / 3): Test {
   if (s === undefined) return 'none';
@@ -141,7 +152,7 @@ export function decideVerdict(e: RouteEvidence, rules: VerdictRules = DEFAULT_RU
   // 300 requests in 98.5%. (A rule that the recent half keep half the early half's rate, tried
   // for the same LRU, cost detections and no false alarm it prevented.)
   const all = e.sampled?.all;
-  if (sampled === 'sustained' && all !== undefined && all.growth < MIN_SAMPLED_GROWTH * all.interval) sampled = 'young';
+  if (sampled === 'sustained' && all !== undefined && all.growth < sampledGrowthFloor(all.interval)) sampled = 'young';
   if (sampled === 'sustained') {
     const c = e.sampled!.all;
     return { verdict: 'growing', basis: 'sampled', reason: `objects allocated by this route's handlers stay alive: ${formatBytes(c.unconstrained)} per request (95% ${formatBytes(Math.max(0, c.low))}–${formatBytes(c.high)}, sampling heap profiler), still growing in the recent half of the window` };
@@ -168,7 +179,7 @@ export function decideVerdict(e: RouteEvidence, rules: VerdictRules = DEFAULT_RU
   }
   if (sampled === 'young') {
     const c = e.sampled!.all;
-    return { verdict: 'warming-up', reason: `growing ${formatBytes(c.unconstrained)} per request so far, but only ${formatBytes(c.growth)} in all: a cache still filling looks the same until ${formatBytes(MIN_SAMPLED_GROWTH * c.interval)}` };
+    return { verdict: 'warming-up', reason: `growing ${formatBytes(c.unconstrained)} per request so far, but only ${formatBytes(c.growth)} in all: a cache still filling looks the same until ${formatBytes(sampledGrowthFloor(c.interval))}` };
   }
   if (heap === 'flattening' || ext === 'flattening' || objectTest === 'flattening' || iso === 'flattening' || sampled === 'flattening') {
     return { verdict: 'warming-up', reason: 'grew earlier in the window but the growth is flattening out (like a cache filling up)' };
