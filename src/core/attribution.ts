@@ -27,7 +27,7 @@ export const NOT_ATTRIBUTED = -2;
  * checkpoint regression alone judges a route; it keeps leakwatch's own heap bounded whatever
  * `maxRoutes` says.
  */
-export const MAX_TRAMPOLINES = 256;
+export const MAX_TRAMPOLINES = 128;
 
 const originals = new WeakMap<Function, Function>();
 const idOf = new WeakMap<Function, number>();
@@ -40,7 +40,7 @@ function compile(id: number, fn: Function): Function {
   // a trampoline inlined into its caller vanishes from the stacks and its route's bytes go to the
   // caller (measured: a monomorphic caller, once optimised, left 0 B/call of a 1 KB/call leak).
   // Over 460 bytes of bytecode (48 statements of ~13 bytes), neither TurboFan nor Maglev inlines
-  // it. Each trampoline costs about 3 KB of heap, hence MAX_TRAMPOLINES.
+  // it. Each trampoline costs about 2.7 KB of heap, hence MAX_TRAMPOLINES.
   const pad = `if (fn === null) { let x = 0; ${'x=x*31+7|0;'.repeat(48)}return x; }`;
   const make = new Function('fn', `return function ${TRAMPOLINE_PREFIX}${id}(a, b, c) { ${pad} return fn(a, b, c); };`) as (f: Function) => Function;
   return make(fn);

@@ -51,6 +51,8 @@ const ISOLATE_ROUTES = 64;
  */
 export const CONFIRM = 3;
 
+const NO_READINGS: number[] = [];
+
 const CODE_SPACES = new Set(['code_space', 'code_large_object_space', 'read_only_space']);
 
 /**
@@ -89,10 +91,17 @@ interface Point {
 export class Detector {
   private readonly routeIndex = new Map<string, number>();
   private readonly routeStats: RouteStats[] = [];
-  /** counts[route] is a ring aligned with `points`. */
-  private readonly counts: Float64Array[] = [];
-  /** sampled[route]: live bytes the heap profiler charged to the route (NaN: no trampoline yet). */
-  private readonly sampled: Float64Array[] = [];
+  /**
+   * counts[route] is a ring aligned with `points`: cumulative requests, 32-bit (256 B a route, half
+   * a Float64Array, for bench:memory's 1,000-route table; a route would need 4 billion requests).
+   */
+  private readonly counts: Uint32Array[] = [];
+  /**
+   * sampled[route]: live bytes the heap profiler charged to the route (NaN: no reading). Allocated
+   * only for routes with a trampoline (at most MAX_TRAMPOLINES), so a table of 1,000 routes does
+   * not carry 1,000 of them (bench:memory).
+   */
+  private readonly sampled: Array<Float64Array | undefined> = [];
   /** The sampling interval while this detector holds the profiler, else 0. */
   private samplingInterval = 0;
   /** ms spent reading sampling profiles, and in the last checkpoint. */
@@ -127,7 +136,8 @@ export class Detector {
   drainMs = 0;
   gcMs = 0;
   analyzeMs = 0;
-  last: WindowAnalysis | undefined;
+  /** Figures of the last analysis (the analysis itself is not kept: it holds every route's evidence). */
+  last: { checkpoints: number; heapScale: number; dropped: number } | undefined;
   /** Isolated samples taken, and chains cut short by a request that did not finish in time. */
   isolatedSamples = 0;
   isolateTimeouts = 0;
@@ -356,8 +366,8 @@ export class Detector {
       if (this.routeIndex.has(stats.key)) continue;
       this.routeIndex.set(stats.key, this.counts.length);
       this.routeStats.push(stats);
-      this.counts.push(new Float64Array(WINDOW));
-      this.sampled.push(new Float64Array(WINDOW).fill(NaN));
+      this.counts.push(new Uint32Array(WINDOW));
+      this.sampled.push(undefined);
       this.streak.push(0);
     }
     const slot = this.head;
@@ -382,7 +392,12 @@ export class Detector {
     if (this.samplingInterval === 0 || att === undefined) return;
     // Every other checkpoint: a read costs about as much as the forced GC (12–20 ms here), and
     // the estimate rests on total growth over total requests, not on the number of readings.
-    if (this.monitor.options.mode === 'dev' && ++this.sinceProfile < PROFILE_EVERY) return;
+    if (this.monitor.options.mode === 'dev' && ++this.sinceProfile < PROFILE_EVERY) {
+      // No reading at this checkpoint: clear the slot, or the ring would still hold the reading
+      // taken WINDOW checkpoints ago and interleave it with the fresh ones.
+      for (const ring of this.sampled) if (ring !== undefined) ring[slot] = NaN;
+      return;
+    }
     this.sinceProfile = 0;
     const t0 = performance.now();
     const levels = heapSampler.read();
@@ -390,7 +405,13 @@ export class Detector {
     this.profileMs += this.lastProfileMs;
     for (let r = 0; r < this.routeStats.length; r++) {
       const id = this.routeStats[r].attributionId;
-      this.sampled[r][slot] = id >= 0 && att.routeOf(id) === this.routeStats[r] ? (levels.get(id)?.bytes ?? 0) - (this.sampledOffset.get(id) ?? 0) : NaN;
+      const ours = id >= 0 && att.routeOf(id) === this.routeStats[r];
+      let ring = this.sampled[r];
+      if (ring === undefined) {
+        if (!ours) continue;
+        ring = this.sampled[r] = new Float64Array(WINDOW).fill(NaN);
+      }
+      ring[slot] = ours ? (levels.get(id)?.bytes ?? 0) - (this.sampledOffset.get(id) ?? 0) : NaN;
     }
   }
 
@@ -477,7 +498,7 @@ export class Detector {
       held: pts.map((p) => p.held),
       counts: this.counts.map((c) => this.ordered(c)),
       objects,
-      sampled: this.sampled.map((c) => this.ordered(c)),
+      sampled: this.sampled.map((c) => (c === undefined ? NO_READINGS : this.ordered(c))),
       samplingInterval: this.samplingInterval,
     };
   }
@@ -486,7 +507,7 @@ export class Detector {
     const pts = this.ordered(this.points);
     const w = this.window();
     const a = analyzeWindow(w);
-    this.last = a;
+    this.last = { checkpoints: a.checkpoints, heapScale: a.heapScale, dropped: a.dropped };
     this.writeRoutes(a, w.sampled);
     this.writeProcess(pts);
   }

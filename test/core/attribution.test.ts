@@ -120,3 +120,30 @@ test('probe replays are not charged to the route: the sampled level does not jum
     kept.length = 0;
   }
 });
+
+test('across window wraps a leak\'s sampled readings only grow: no stale reading is interleaved', async () => {
+  const app = express();
+  const mw = leakwatch({ notice: false, mode: 'dev', autoProbe: false, checkpointIntervalMs: 3_600_000 });
+  app.use(mw);
+  const kept: string[] = [];
+  app.get('/leak', (_req, res) => { kept.push(randomBytes(1024).toString('hex')); res.json({ n: kept.length }); });
+  const server = http.createServer(app);
+  const port = await listen(server);
+  const detector = mw.monitor.features.detector as unknown as { checkpoint(): Promise<boolean>; window(): { routes: string[]; sampled: number[][] } };
+  try {
+    // 150 checkpoints: more than twice the 64-checkpoint window; 4 requests (~8 KB kept) between.
+    for (let k = 0; k < 150; k++) {
+      for (let i = 0; i < 4; i++) assert.equal((await get(port, '/leak')).status, 200);
+      await detector.checkpoint();
+    }
+    const w = detector.window();
+    const series = w.sampled[w.routes.indexOf('GET /leak')].filter((v) => Number.isFinite(v));
+    assert.ok(series.length >= 28 && series.length <= 33, `readings in the window: ${series.length}`);
+    // The leak only grows; a stale reading from 64 checkpoints back would sit ~500 KB lower.
+    for (let i = 1; i < series.length; i++) assert.ok(series[i] - series[i - 1] > -32_768, `step ${i}: ${series[i - 1]} → ${series[i]}`);
+  } finally {
+    mw.close();
+    await close(server);
+    kept.length = 0;
+  }
+});
