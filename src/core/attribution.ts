@@ -1,4 +1,4 @@
-import { TRAMPOLINE_PREFIX } from './heapsampler';
+import { TRAMPOLINE_PREFIX, REPLAY_FRAME } from './heapsampler';
 import { OVERFLOW, UNMATCHED, type RouteStats } from './recorder';
 
 /**
@@ -32,7 +32,26 @@ export const MAX_TRAMPOLINES = 128;
 const originals = new WeakMap<Function, Function>();
 const idOf = new WeakMap<Function, number>();
 
-function compile(id: number, fn: Function): Function {
+/** Mutable per monitor: while `replaying`, trampolines call through the replay frame. */
+interface ReplayControl { replaying: boolean }
+
+// Bytecode padding behind a never-taken branch (see compile).
+const PAD = `if (fn === null) { let x = 0; ${'x=x*31+7|0;'.repeat(48)}return x; }`;
+
+/**
+ * The frame probe replays run under: the sampler leaves out whatever sits below it, so that what
+ * a probe's replays keep (the recorder does not count them) is not charged to the route. Compiled
+ * with the same padding as the trampolines so the JIT cannot inline it away.
+ */
+let replayFrame: Function | undefined;
+function replayFrameFn(): Function {
+  if (replayFrame === undefined) {
+    replayFrame = new Function(`return function ${REPLAY_FRAME}(fn, a, b, c) { ${PAD} return fn(a, b, c); };`)() as Function;
+  }
+  return replayFrame;
+}
+
+function compile(id: number, fn: Function, ctl: ReplayControl): Function {
   // A new function per route needs code generation: a closure from one literal would share one
   // SharedFunctionInfo, and with it one name in the profile. Three parameters keep `length` at 3,
   // which both routers read (4 means an error handler).
@@ -41,9 +60,8 @@ function compile(id: number, fn: Function): Function {
   // caller (measured: a monomorphic caller, once optimised, left 0 B/call of a 1 KB/call leak).
   // Over 460 bytes of bytecode (48 statements of ~13 bytes), neither TurboFan nor Maglev inlines
   // it. Each trampoline costs about 2.7 KB of heap, hence MAX_TRAMPOLINES.
-  const pad = `if (fn === null) { let x = 0; ${'x=x*31+7|0;'.repeat(48)}return x; }`;
-  const make = new Function('fn', `return function ${TRAMPOLINE_PREFIX}${id}(a, b, c) { ${pad} return fn(a, b, c); };`) as (f: Function) => Function;
-  return make(fn);
+  const make = new Function('fn', 'ctl', 'replay', `return function ${TRAMPOLINE_PREFIX}${id}(a, b, c) { ${PAD} if (ctl.replaying) return replay(fn, a, b, c); return fn(a, b, c); };`) as (f: Function, c: ReplayControl, r: Function) => Function;
+  return make(fn, ctl, replayFrameFn());
 }
 
 /** The function a trampoline forwards to (itself when it is not one). */
@@ -57,6 +75,16 @@ export class Attribution {
   /** Everything we replaced, to put back on close. */
   private readonly restores: Array<() => void> = [];
   private disabled = false;
+  private readonly ctl: ReplayControl = { replaying: false };
+
+  /**
+   * Probe replays on (true) or over (false): meanwhile this monitor's trampolines run handlers under
+   * the replay frame, which the sampler does not charge to any route. The probe holds the gate, so
+   * only its replays run.
+   */
+  replaying(on: boolean): void {
+    this.ctl.replaying = on;
+  }
 
   private readonly maxRoutes: number;
 
@@ -104,7 +132,7 @@ export class Attribution {
     }
     let t: Function;
     try {
-      t = compile(id, fn);
+      t = compile(id, fn, this.ctl);
     } catch {
       this.disabled = true;
       return false;

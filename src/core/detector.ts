@@ -109,8 +109,6 @@ export class Detector {
   private lastProfileMs = 0;
   /** Checkpoints since the profile was last read. */
   private sinceProfile = Infinity;
-  /** Bytes the probe's replays left under a route's trampoline (route id → bytes), not traffic. */
-  private readonly sampledOffset = new Map<number, number>();
   /** Consecutive analyses that found each route growing. */
   private readonly streak: number[] = [];
   private readonly points: Point[] = [];
@@ -411,29 +409,8 @@ export class Detector {
         if (!ours) continue;
         ring = this.sampled[r] = new Float64Array(WINDOW).fill(NaN);
       }
-      ring[slot] = ours ? (levels.get(id)?.bytes ?? 0) - (this.sampledOffset.get(id) ?? 0) : NaN;
+      ring[slot] = ours ? (levels.get(id)?.bytes ?? 0) : NaN;
     }
-  }
-
-  /**
-   * The probe replays a route's request without the recorder counting it, yet what those replays
-   * keep lands under the route's trampoline: bracket the replays (the probe holds the gate, so
-   * nothing else runs) and set that growth aside, or it would read as retention of the next
-   * requests. Returns a function to call when the replays are over.
-   */
-  bracketProbe(stats: RouteStats): () => void {
-    const id = stats.attributionId;
-    if (this.samplingInterval === 0 || id < 0) return () => {};
-    const level = (): number => { forceFullGc(); return heapSampler.read().get(id)?.bytes ?? 0; };
-    let before: number;
-    try { before = level(); } catch (e) { this.monitor.fault(e); return () => {}; }
-    return () => {
-      try {
-        this.sampledOffset.set(id, (this.sampledOffset.get(id) ?? 0) + level() - before);
-      } catch (e) {
-        this.monitor.fault(e);
-      }
-    };
   }
 
   /**

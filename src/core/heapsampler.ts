@@ -16,6 +16,8 @@ import inspector from 'node:inspector';
 
 /** The function-name prefix of route trampolines, followed by the route id. */
 export const TRAMPOLINE_PREFIX = 'leakwatch$route$';
+/** The frame probe replays run under (see attribution.ts): nothing below it is charged. */
+export const REPLAY_FRAME = 'leakwatch$probeReplay';
 
 /** Live sampled bytes and sample count charged to one route id. */
 export interface SampledLevel {
@@ -108,6 +110,8 @@ function read(): Map<number, SampledLevel> {
     if (name.startsWith(TRAMPOLINE_PREFIX)) {
       const id = Number(name.slice(TRAMPOLINE_PREFIX.length));
       if (Number.isInteger(id)) route = id;
+    } else if (name === REPLAY_FRAME) {
+      route = -1;
     }
     if (route >= 0) {
       if (node.selfSize > 0) {

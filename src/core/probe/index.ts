@@ -191,8 +191,10 @@ export class Prober {
       client = new ReplayClient(plan, Math.min(30_000, p.timeoutMs));
       const c = client;
       const codes = new Map<number, number>();
-      const detector = this.monitor.features.detector as { bracketProbe?(s: RouteStats): () => void } | undefined;
-      const endBracket = detector?.bracketProbe?.(stats);
+      // What the replays keep must not read as the route's growth: the recorder does not count
+      // them, so the sampling profiler must not charge them either.
+      const attribution = this.monitor.attribution;
+      attribution?.replaying(true);
       const report = await runProbe({
         iteration: async () => {
           const status = await c.send();
@@ -206,7 +208,7 @@ export class Prober {
         deadline,
         rerunAfterSnapshot: true,
         onProgress: (phase, done, total) => { this.progress.phase = phase; this.progress.done = done; this.progress.total = total; },
-      }).finally(() => endBracket?.());
+      }).finally(() => attribution?.replaying(false));
       const statusCodes: Record<string, number> = {};
       for (const [k, v] of codes) statusCodes[String(k)] = v;
       const warnings: string[] = [];
