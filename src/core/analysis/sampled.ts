@@ -100,7 +100,15 @@ export function fitSampled(bytes: ArrayLike<number>, counts: ArrayLike<number>, 
   };
 }
 
-/** Whole window, its recent half and its early half, as the verdict wants them. */
+/**
+ * Whole window, its recent half and its early half, as the verdict wants them.
+ *
+ * @example
+ * ```ts
+ * const counts = [0, 50, 100, 150, 200, 250];
+ * sampledSignal(counts.map((n) => 1040 * n), counts, { interval: 8192 })?.recent?.estimate; // 1040
+ * ```
+ */
 export function sampledSignal(bytes: ArrayLike<number>, counts: ArrayLike<number>, o: SampledOptions): { all: SampledCoefficient; recent?: SampledCoefficient; early?: SampledCoefficient } | undefined {
   const all = fitSampled(bytes, counts, o);
   if (all === undefined) return undefined;
