@@ -19,10 +19,9 @@ export const TRAMPOLINE_PREFIX = 'leakwatch$route$';
 /** The frame probe replays run under (see attribution.ts): nothing below it is charged. */
 export const REPLAY_FRAME = 'leakwatch$probeReplay';
 
-/** Live sampled bytes and sample count charged to one route id. */
+/** Live sampled bytes charged to one route id. */
 export interface SampledLevel {
   bytes: number;
-  samples: number;
 }
 
 interface ProfileNode {
@@ -33,7 +32,6 @@ interface ProfileNode {
 }
 interface Profile {
   head: ProfileNode;
-  samples?: Array<{ size: number; nodeId: number; ordinal: number }>;
 }
 
 let session: inspector.Session | undefined;
@@ -99,7 +97,6 @@ function read(): Map<number, SampledLevel> {
   const out = new Map<number, SampledLevel>();
   if (users === 0) return out;
   const { profile } = post<{ profile: Profile }>('HeapProfiler.getSamplingProfile');
-  const routeOfNode = new Map<number, number>();
   // Iterative walk: stacks can be deep. Bytes under a trampoline belong to it, down to any nested
   // trampoline (a route handler that calls another route's handler directly).
   const stack: Array<[ProfileNode, number]> = [[profile.head, -1]];
@@ -113,18 +110,11 @@ function read(): Map<number, SampledLevel> {
     } else if (name === REPLAY_FRAME) {
       route = -1;
     }
-    if (route >= 0) {
-      if (node.selfSize > 0) {
-        const l = out.get(route);
-        if (l === undefined) out.set(route, { bytes: node.selfSize, samples: 0 }); else l.bytes += node.selfSize;
-      }
-      routeOfNode.set(node.id, route);
+    if (route >= 0 && node.selfSize > 0) {
+      const l = out.get(route);
+      if (l === undefined) out.set(route, { bytes: node.selfSize }); else l.bytes += node.selfSize;
     }
     for (const c of node.children) stack.push([c, route]);
-  }
-  for (const s of profile.samples ?? []) {
-    const r = routeOfNode.get(s.nodeId);
-    if (r !== undefined) out.get(r)!.samples++;
   }
   return out;
 }

@@ -85,7 +85,11 @@ test('Express: handlers are wrapped after a route first finishes, responses are 
   }
 });
 
-test('probe replays are not charged to the route: the sampled level does not jump by what 103 replays kept (regression)', async () => {
+/**
+ * An Express app whose GET /leak keeps a 2 KB string per request, with leakwatch in dev mode and
+ * no time-based checkpoints: the test takes them.
+ */
+async function leakApp(): Promise<{ mw: ReturnType<typeof leakwatch>; kept: string[]; server: http.Server; port: number; detector: { checkpoint(): Promise<boolean>; window(): { routes: string[]; sampled: number[][] } } }> {
   const app = express();
   const mw = leakwatch({ notice: false, mode: 'dev', autoProbe: false, checkpointIntervalMs: 3_600_000 });
   app.use(mw);
@@ -94,6 +98,11 @@ test('probe replays are not charged to the route: the sampled level does not jum
   const server = http.createServer(app);
   const port = await listen(server);
   const detector = mw.monitor.features.detector as unknown as { checkpoint(): Promise<boolean>; window(): { routes: string[]; sampled: number[][] } };
+  return { mw, kept, server, port, detector };
+}
+
+test('probe replays are not charged to the route: the sampled level does not jump by what 103 replays kept (regression)', async () => {
+  const { mw, kept, server, port, detector } = await leakApp();
   const level = (): number => {
     const w = detector.window();
     const s = w.sampled[w.routes.indexOf('GET /leak')];
@@ -123,14 +132,7 @@ test('probe replays are not charged to the route: the sampled level does not jum
 });
 
 test('across window wraps a leak\'s sampled readings only grow: no stale reading is interleaved', async () => {
-  const app = express();
-  const mw = leakwatch({ notice: false, mode: 'dev', autoProbe: false, checkpointIntervalMs: 3_600_000 });
-  app.use(mw);
-  const kept: string[] = [];
-  app.get('/leak', (_req, res) => { kept.push(randomBytes(1024).toString('hex')); res.json({ n: kept.length }); });
-  const server = http.createServer(app);
-  const port = await listen(server);
-  const detector = mw.monitor.features.detector as unknown as { checkpoint(): Promise<boolean>; window(): { routes: string[]; sampled: number[][] } };
+  const { mw, kept, server, port, detector } = await leakApp();
   try {
     // 150 checkpoints: more than twice the 64-checkpoint window; 4 requests (~8 KB kept) between.
     for (let k = 0; k < 150; k++) {

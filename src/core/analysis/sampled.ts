@@ -101,7 +101,7 @@ export function fitSampled(bytes: ArrayLike<number>, counts: ArrayLike<number>, 
 }
 
 /**
- * Whole window, its recent half and its early half, as the verdict wants them.
+ * Whole window and its recent half, as the verdict wants them.
  *
  * @example
  * ```ts
@@ -109,14 +109,12 @@ export function fitSampled(bytes: ArrayLike<number>, counts: ArrayLike<number>, 
  * sampledSignal(counts.map((n) => 1040 * n), counts, { interval: 8192 })?.recent?.estimate; // 1040
  * ```
  */
-export function sampledSignal(bytes: ArrayLike<number>, counts: ArrayLike<number>, o: SampledOptions): { all: SampledCoefficient; recent?: SampledCoefficient; early?: SampledCoefficient } | undefined {
+export function sampledSignal(bytes: ArrayLike<number>, counts: ArrayLike<number>, o: SampledOptions): { all: SampledCoefficient; recent?: SampledCoefficient } | undefined {
   const all = fitSampled(bytes, counts, o);
   if (all === undefined) return undefined;
   const L = bytes.length;
-  const mid = Math.floor((L - 1) / 2);
-  const recent = fitSampled(bytes, counts, o, mid, L - 1);
-  const early = fitSampled(bytes, counts, o, 0, mid);
-  return { all, recent, early };
+  const recent = fitSampled(bytes, counts, o, Math.floor((L - 1) / 2), L - 1);
+  return { all, recent };
 }
 
 /** Memory that follows the data: live bytes that went up and came back down. */

@@ -25,7 +25,7 @@ export interface RouteEvidence {
    * Live bytes the sampling heap profiler charges to this route's own handlers, against its own
    * requests (see fitSampled): immune to other routes' traffic.
    */
-  sampled?: { all: SampledCoefficient; recent?: SampledCoefficient; early?: SampledCoefficient };
+  sampled?: { all: SampledCoefficient; recent?: SampledCoefficient };
 }
 
 export interface VerdictRules {
