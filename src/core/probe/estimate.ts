@@ -51,6 +51,24 @@ export function median(xs: readonly number[]): number {
 }
 
 /**
+ * A copy of `diffs` where each adjacent pair of opposite jumps (both beyond `floor` from the
+ * median) that cancel to within `ratio` of the larger is folded into one difference at the first.
+ */
+function foldPairs(diffs: readonly number[], med: number, floor: number, ratio: number): number[] {
+  const d = [...diffs];
+  for (let i = 0; i + 1 < d.length; i++) {
+    const a = d[i] - med;
+    const b = d[i + 1] - med;
+    if (Math.abs(a) > floor && Math.abs(b) > floor && Math.sign(a) !== Math.sign(b) && Math.abs(a + b) < ratio * Math.max(Math.abs(a), Math.abs(b))) {
+      d[i] = med + a + b;
+      d[i + 1] = med;
+      i++;
+    }
+  }
+  return d;
+}
+
+/**
  * @param series readings (bytes) taken after each iteration, with the reading before the first
  *   measured iteration at index 0: length = iterations + 1.
  * @param floor differences within this many bytes of the median are never outliers (GC noise).
@@ -67,16 +85,7 @@ export function estimateSlope(series: readonly number[], floor = 512): SlopeEsti
   // its opposite right after: fold each such pair into one difference at i, so that two of them
   // are never read as periodic growth and periodic freeing (measured: +66 KB then -61 KB, three
   // times in one window, on a route that keeps nothing).
-  const d = [...diffs];
-  for (let i = 0; i + 1 < n; i++) {
-    const a = d[i] - med;
-    const b = d[i + 1] - med;
-    if (Math.abs(a) > floor && Math.abs(b) > floor && Math.sign(a) !== Math.sign(b) && Math.abs(a + b) < 0.5 * Math.max(Math.abs(a), Math.abs(b))) {
-      d[i] = med + a + b;
-      d[i + 1] = med;
-      i++;
-    }
-  }
+  const d = foldPairs(diffs, med, floor, 0.5);
   const up: number[] = [];
   const down: number[] = [];
   for (let i = 0; i < n; i++) {
@@ -92,16 +101,7 @@ export function estimateSlope(series: readonly number[], floor = 512): SlopeEsti
   // The folded ones weigh the candidates (see `explains`): a transient straddling two GCs is no jump.
   // Only pairs that cancel to within a quarter are folded for that (a step and its give-back,
   // +15,376 then -5,120, are not a transient).
-  const weighed = [...diffs];
-  for (let i = 0; i + 1 < n; i++) {
-    const a = weighed[i] - med;
-    const b = weighed[i + 1] - med;
-    if (Math.abs(a) > floor && Math.abs(b) > floor && Math.sign(a) !== Math.sign(b) && Math.abs(a + b) < 0.25 * Math.max(Math.abs(a), Math.abs(b))) {
-      weighed[i] = med + a + b;
-      weighed[i + 1] = med;
-      i++;
-    }
-  }
+  const weighed = foldPairs(diffs, med, floor, 0.25);
   const stepLimit = Math.max(2 * mad, floor);
   let pattern: Candidate | undefined;
   for (const sign of [1, -1]) {
