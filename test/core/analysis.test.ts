@@ -278,3 +278,33 @@ test('isolated samples: too few, or contradicted by the regression, do not decid
   // Samples taken while other requests arrived are not used at all.
   assert.equal(summarizeIsolated(xs, new Array(40).fill(2)).all.n, 0);
 });
+
+test('regression: fitRetention\'s residual scale ignores idle rows, so busy rows are not dropped as outliers', () => {
+  // y = 0.2 per request with ±3 of noise on busy rows; half the rows have no request and y = 0.
+  const rng = mulberry32(5);
+  const n = 30;
+  const x = new Float64Array(n);
+  const y = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    if (i % 2 === 0) continue;
+    x[i] = 50 + Math.floor(rng() * 100);
+    y[i] = Math.round(0.2 * x[i] + (rng() - 0.5) * 6);
+  }
+  const fit = fitRetention(x, y, n, 1, { minScale: 0.5 });
+  assert.equal(fit.dropped, 0, `dropped ${fit.dropped} busy rows; scale ${fit.scale}`);
+  assert.ok(fit.scale >= 1, `scale ${fit.scale}`);
+  assert.ok(Math.abs(fit.coefficients[0].estimate - 0.2) < 0.03, `${fit.coefficients[0].estimate}`);
+});
+
+test('regression: the strongest sustained object series names the basis, not the first one listed', () => {
+  const c = (b: number, se: number) => ({ estimate: b, unconstrained: b, se, low: b - 2 * se, high: b + 2 * se, z: b / se });
+  const v = decideVerdict({
+    windowRequests: 500,
+    checkpoints: 30,
+    objects: [
+      { name: 'globals', all: c(0.2, 0.02), recent: c(0.2, 0.03) },
+      { name: 'listeners:EventEmitter.tick', all: c(1, 1e-6), recent: c(1, 1e-6) },
+    ],
+  });
+  assert.equal(v.basis, 'objects:listeners:EventEmitter.tick', v.reason);
+});

@@ -128,6 +128,16 @@ function recentOf(d: Design, y: Float64Array, whole: RetentionFit, j: number, fr
   return fitRetention(x1, y1, n, 1, { minScale }).coefficients[0];
 }
 
+/** The chosen routes' columns alone: routes not chosen are taken to keep nothing of this series. */
+function jointFit(w: CheckpointWindow, y: Float64Array, chosen: number[], L: number, minScale: number): { d: Design; fit: RetentionFit } {
+  const full = design(w, 0, L - 1, chosen, false, w.counts.length, false);
+  const p = chosen.length;
+  const x = new Float64Array(full.n * p);
+  for (let i = 0; i < full.n; i++) for (let j = 0; j < p; j++) x[i * p + j] = full.x[i * full.p + j];
+  const d: Design = { x, n: full.n, p, columnOf: full.columnOf };
+  return { d, fit: fitRetention(x, y, d.n, p, { minScale }) };
+}
+
 /**
  * Forward selection for a series that only a few routes move (new globals, Buffers kept): with
  * many routes the full regression needs more checkpoints than there are yet (a column each plus
@@ -156,19 +166,41 @@ function sparseSignals(w: CheckpointWindow, series: ArrayLike<number>, candidate
     }
     if (best < 0) break;
     chosen.push(best);
-    const d = design(w, 0, L - 1, chosen, false, w.counts.length, false);
-    // Drop the "other" column: routes not chosen are taken to keep nothing of this series.
-    const p = chosen.length;
-    const x = new Float64Array(d.n * p);
-    for (let i = 0; i < d.n; i++) for (let j = 0; j < p; j++) x[i * p + j] = d.x[i * d.p + j];
-    const dd: Design = { x, n: d.n, p, columnOf: d.columnOf };
-    const fit = fitRetention(x, y, d.n, p, { minScale });
-    last = { d: dd, fit };
+    last = jointFit(w, y, chosen, L, minScale);
+    const { d, fit } = last;
     residual = new Float64Array(y.length);
     for (let i = 0; i < d.n; i++) {
       let v = y[i];
-      for (let j = 0; j < p; j++) v -= x[i * p + j] * fit.coefficients[j].unconstrained;
+      for (let j = 0; j < d.p; j++) v -= d.x[i * d.p + j] * fit.coefficients[j].unconstrained;
       residual[i] = v;
+    }
+  }
+  // Backward: a route taken early can stop explaining anything once a later one is in (traffic
+  // that rises and falls for every route at once makes any busy route look like the cause alone).
+  // Drop the weakest while its z in the joint fit falls short, and refit.
+  while (last !== undefined) {
+    let weakest = -1;
+    for (let j = 0; j < chosen.length; j++) {
+      const c = last.fit.coefficients[j];
+      if ((c.z < z || c.unconstrained <= 0) && (weakest < 0 || c.z < last.fit.coefficients[weakest].z)) weakest = j;
+    }
+    if (weakest < 0) break;
+    chosen.splice(weakest, 1);
+    last = chosen.length === 0 ? undefined : jointFit(w, y, chosen, L, minScale);
+  }
+  // And robust: a pick must stay significant beside any one other candidate. When the mix barely
+  // varies, whichever busy route is tried first explains the series alone (z = 17 in a seeded
+  // case whose joint fit gave each of the two routes z = 3); better to say nothing yet.
+  if (last !== undefined) {
+    const keep = chosen.filter((r) => candidates.every((c) => {
+      if (chosen.includes(c)) return true;
+      const k = [...chosen, c];
+      const coef = jointFit(w, y, k, L, minScale).fit.coefficients[k.indexOf(r)];
+      return coef.z >= z && coef.unconstrained > 0;
+    }));
+    if (keep.length !== chosen.length) {
+      chosen.splice(0, chosen.length, ...keep);
+      last = chosen.length === 0 ? undefined : jointFit(w, y, chosen, L, minScale);
     }
   }
   if (last === undefined) return out;

@@ -138,10 +138,13 @@ export function decideVerdict(e: RouteEvidence, rules: VerdictRules = DEFAULT_RU
   const ext = judge(e.external, rules.minBytes, rules.z, rules.zRecent);
   let objectName: string | undefined;
   let objectTest: Test = 'none';
+  // The strongest sustained series names the cause: a listener added on every request (exact,
+  // z in the millions) rather than a series this route shares with others.
+  let objectZ = -Infinity;
   for (const o of e.objects ?? []) {
     const t = judge(o, rules.minObjectsPerRequest, rules.zObjects, rules.zRecent);
-    if (t === 'sustained' || (t === 'flattening' && objectTest === 'none')) { objectTest = t; objectName = o.name; }
-    if (t === 'sustained') break;
+    if (t === 'sustained' && (objectTest !== 'sustained' || o.all.z > objectZ)) { objectTest = t; objectName = o.name; objectZ = o.all.z; }
+    else if (t === 'flattening' && objectTest === 'none') { objectTest = t; objectName = o.name; }
   }
   let sampled: Test | 'young' = judge(e.sampled, rules.minBytes, rules.zSampled ?? 2.5, rules.zSampledRecent ?? 2);
   // And the window must have grown by at least MIN_SAMPLED_GROWTH sampling intervals: a bounded
