@@ -15,6 +15,12 @@ interface ClientConfig {
   rate: number;
   /** Requests per phase of the mix; 0 = a fixed uniform mix. */
   phase: number;
+  /**
+   * How far the mix swings between phases: `wide` draws each route's weight as u² (some routes
+   * nearly idle for a phase, others busy); `mild` as 0.5 + u (every route keeps roughly its fair
+   * share over a run). Default `wide`.
+   */
+  mix?: 'wide' | 'mild';
   /** URL pickers: one entry per route, each a list of concrete URLs to rotate through. */
   routes: string[][];
 }
@@ -30,7 +36,7 @@ async function main(): Promise<void> {
   let errors = 0;
   const t0 = performance.now();
   const pick = (): string => {
-    if (cfg.phase > 0 && sent % cfg.phase === 0) weights = cfg.routes.map(() => rng() ** 2);
+    if (cfg.phase > 0 && sent % cfg.phase === 0) weights = cfg.routes.map(() => (cfg.mix === 'mild' ? 0.5 + rng() : rng() ** 2));
     const sum = weights.reduce((a, b) => a + b, 0);
     let u = rng() * sum;
     let r = 0;

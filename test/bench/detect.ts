@@ -7,7 +7,10 @@
 // Options: --rate N (requests/s over all connections, default 200; 0 = flat out), --requests N
 // (default 5000), --seed N, --framework express|fastify, --phase N (requests per mix phase),
 // --isolate MS (sampled isolation on, MS per checkpoint; default 0 = off, as in the detector),
-// --sampling N (the sampling heap profiler's interval in bytes; 0 = off; default 8192, the option's).
+// --sampling N (the sampling heap profiler's interval in bytes; 0 = off; default 8192, the option's),
+// --needle-mix mild|wide (how the needle run's mix swings between phases; default mild: "one
+// route among ten" gets about a tenth of the traffic, while the zoo run keeps the wide swings,
+// where a route can sit nearly idle for a phase).
 import { fork, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -32,6 +35,8 @@ const PHASE = Number(arg('phase', '250'));
 const FRAMEWORKS = arg('framework', 'express,fastify').split(',');
 const ISOLATE_MS = Number(arg('isolate', '0'));
 const SAMPLING = arg('sampling', '');
+const NEEDLE_MIX = arg('needle-mix', 'mild') as 'mild' | 'wide';
+if (NEEDLE_MIX !== 'mild' && NEEDLE_MIX !== 'wide') throw new TypeError(`--needle-mix must be mild or wide, got ${JSON.stringify(NEEDLE_MIX)}`);
 
 interface RunResult {
   run: string;
@@ -60,11 +65,11 @@ function once<T>(child: ChildProcess, pred: (m: any) => boolean): Promise<T> {
   });
 }
 
-async function run(name: string, framework: string, scenarios: Scenario[], extras: string[], total: number): Promise<RunResult> {
+async function run(name: string, framework: string, scenarios: Scenario[], extras: string[], total: number, mix: 'wide' | 'mild' = 'wide'): Promise<RunResult> {
   const server = fork(path.join(__dirname, 'detect-server.js'), [framework], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...process.env, NODE_ENV: 'development', DETECT_ISOLATE_MS: String(ISOLATE_MS), DETECT_SAMPLING: SAMPLING } });
   const { port } = await once<{ port: number }>(server, (m) => typeof m.port === 'number');
   const routes = [...scenarios.map(urlsFor), ...extras.map((p) => [p])];
-  const cfg = { port, total, concurrency: 8, seed: SEED, rate: RATE, phase: PHASE, routes };
+  const cfg = { port, total, concurrency: 8, seed: SEED, rate: RATE, phase: PHASE, mix, routes };
   const client = fork(path.join(__dirname, 'detect-client.js'), [JSON.stringify(cfg)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const fin = await once<{ done: number; errors: number; ms: number }>(client, (m) => m.finished === true);
   // Let one more checkpoint see the last requests.
@@ -91,13 +96,13 @@ async function run(name: string, framework: string, scenarios: Scenario[], extra
 const kb = (b: number | null): string => (b === null ? '–' : Math.abs(b) >= 1000 ? (b / 1000).toFixed(2) + ' KB' : b.toFixed(0) + ' B');
 
 function table(r: RunResult): string {
-  const rows = [['scenario', 'kind', 'truth/req', 'verdict', 'estimate/req (95%)', 'error', 'right after (total req)', 'control ever growing', 'basis']];
+  const rows = [['scenario', 'kind', 'route req', 'truth/req', 'verdict', 'estimate/req (95%)', 'error', 'right after (total req)', 'control ever growing', 'basis']];
   for (const o of r.outcomes) {
     const ext = o.truthExternalBytesPerRequest > o.truthBytesPerRequest;
     const truth = ext ? `${kb(o.truthExternalBytesPerRequest)} ext` : kb(o.truthBytesPerRequest);
     const est = ext ? `${kb(o.externalBytesPerRequest)} ext (heap ${kb(o.bytesPerRequest)})` : `${kb(o.bytesPerRequest)} (${kb(o.low)}–${kb(o.high)})`;
     rows.push([
-      o.name, o.kind, truth, o.verdict, est,
+      o.name, o.kind, String(o.routeRequests), truth, o.verdict, est,
       o.errorPct === null ? '–' : `${o.errorPct >= 0 ? '+' : ''}${o.errorPct.toFixed(0)}%`,
       o.rightAtTotal === null ? 'NOT RIGHT' : String(o.rightAtTotal),
       o.kind === 'control' ? (o.firstGrowingAtTotal === null ? 'never' : `YES at ${o.firstGrowingAtTotal}`) : '',
@@ -116,10 +121,10 @@ async function main(): Promise<void> {
   const results: RunResult[] = [];
   for (const fw of FRAMEWORKS) {
     results.push(await run('zoo', fw, all, [], REQUESTS));
-    results.push(await run('needle', fw, needle, EXTRA_ROUTES, 3000));
+    results.push(await run('needle', fw, needle, EXTRA_ROUTES, 3000, NEEDLE_MIX));
   }
   console.log(`\nleakwatch detection benchmark — ${new Date().toISOString().slice(0, 10)}, Node ${process.version}, ${os.cpus().length} CPUs`);
-  console.log(`concurrency 8, ${RATE > 0 ? RATE + ' req/s' : 'flat out'}, seed ${SEED}, mix re-drawn every ${PHASE} requests, isolation ${ISOLATE_MS > 0 ? ISOLATE_MS + ' ms/checkpoint' : 'off'}, sampling heap profiler ${SAMPLING === '0' ? 'off' : `every ${SAMPLING || 8192} B`}\n`);
+  console.log(`concurrency 8, ${RATE > 0 ? RATE + ' req/s' : 'flat out'}, seed ${SEED}, mix re-drawn every ${PHASE} requests (needle run: ${NEEDLE_MIX} swings), isolation ${ISOLATE_MS > 0 ? ISOLATE_MS + ' ms/checkpoint' : 'off'}, sampling heap profiler ${SAMPLING === '0' ? 'off' : `every ${SAMPLING || 8192} B`}\n`);
   let ok = true;
   for (const r of results) {
     const title = r.run === 'zoo' ? `all ${r.outcomes.length} zoo scenarios` : `a 1 KB/request leak among ${r.outcomes.length} routes`;

@@ -61,6 +61,13 @@ async function expressApp(variant: Variant): Promise<() => Promise<number>> {
       app.use((_req: unknown, res: { on(e: string, f: () => void): void }, next: () => void) => { res.on('finish', done); next(); });
       break;
     }
+    case 'empty-close': {
+      // The floor of leakwatch's own design on Express: a middleware that puts one shared listener
+      // on the response's 'close'.
+      const done = (): void => {};
+      app.use((_req: unknown, res: { on(e: string, f: () => void): void }, next: () => void) => { res.on('close', done); next(); });
+      break;
+    }
     case 'express-prom-bundle': {
       const promBundle = require('express-prom-bundle');
       app.use(promBundle({ includeMethod: true, includePath: true }));
@@ -101,6 +108,13 @@ async function fastifyApp(variant: Variant): Promise<() => Promise<number>> {
     case 'leakwatch-prod': {
       const { fastifyLeakwatch } = require('../../src/fastify/index');
       await fastify.register(fastifyLeakwatch, leakwatchOptions(variant));
+      break;
+    }
+    case 'empty-close': {
+      // The floor of leakwatch's own design on Fastify: one callback onRequest hook that puts one
+      // shared listener on the raw response's 'close', and nothing else.
+      const done = (): void => {};
+      fastify.addHook('onRequest', (_req: unknown, reply: { raw: { on(e: string, f: () => void): void } }, next: () => void) => { reply.raw.on('close', done); next(); });
       break;
     }
     case 'empty-hooks': {

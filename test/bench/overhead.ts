@@ -25,6 +25,7 @@ interface Config { framework: 'express' | 'fastify'; variant: string; env?: Reco
 const CONFIGS: Config[] = [
   { framework: 'express', variant: 'bare' },
   { framework: 'express', variant: 'empty-middleware' },
+  { framework: 'express', variant: 'empty-close' },
   { framework: 'express', variant: 'leakwatch-dev' },
   { framework: 'express', variant: 'leakwatch-dev-nosampling' },
   { framework: 'express', variant: 'leakwatch-dev-4096' },
@@ -34,6 +35,7 @@ const CONFIGS: Config[] = [
   { framework: 'express', variant: 'swagger-stats' },
   { framework: 'fastify', variant: 'bare' },
   { framework: 'fastify', variant: 'empty-hooks' },
+  { framework: 'fastify', variant: 'empty-close' },
   { framework: 'fastify', variant: 'leakwatch-dev' },
   { framework: 'fastify', variant: 'leakwatch-dev-nosampling' },
   { framework: 'fastify', variant: 'leakwatch-dev-4096' },
