@@ -88,6 +88,7 @@ export function leakwatch(options?: LeakwatchOptions): LeakwatchMiddleware {
       const template = expressTemplate(req, p.router, p.mountPath);
       const aborted = !res.writableEnded;
       const stats = monitor.finish(p.state, req.method ?? 'GET', template ?? UNMATCHED, res.statusCode, aborted, req, req.body);
+      if (monitor.holdsLast) monitor.holdLast(req, res);
       // Once per route: put the sampling profiler's trampoline in front of its handlers.
       if (stats !== undefined && stats.attributionId === NOT_TRIED && monitor.attribution !== undefined) {
         monitor.attribution.wrapExpressRoute(stats, req.route, req.method);

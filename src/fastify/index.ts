@@ -43,11 +43,14 @@ const plugin: FastifyPluginAsync<LeakwatchOptions> = async (fastify: FastifyInst
     if (state === undefined) return;
     res[kState] = undefined;
     try {
-      const request = state.ctx as FastifyRequest;
+      const reply = state.ctx as FastifyReply;
+      const request = reply.request;
       const aborted = !res.writableEnded;
       const ctx = routeContext(request);
       const url = ctx !== undefined ? ctx.config?.url : request.routeOptions?.url;
       const stats = monitor.finish(state, request.method, url ?? UNMATCHED, aborted ? 0 : res.statusCode, aborted, request.raw, aborted ? undefined : request.body);
+      // The reply holds the request, which holds the raw request and its socket.
+      if (monitor.holdsLast) monitor.holdLast(reply, res);
       if (stats !== undefined && stats.attributionId === NOT_TRIED && monitor.attribution !== undefined) {
         monitor.attribution.wrapFastifyRoute(stats, ctx);
       }
@@ -78,7 +81,7 @@ const plugin: FastifyPluginAsync<LeakwatchOptions> = async (fastify: FastifyInst
     if (state === undefined) return;
     try {
       const res = reply.raw as Tagged;
-      state.ctx = request;
+      state.ctx = reply;
       res[kState] = state;
       // 'close' alone: Node emits it after 'finish' on every response (and alone when the client
       // went away), light-my-request too. A second listener on 'finish', where Node keeps its own,

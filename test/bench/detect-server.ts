@@ -101,7 +101,7 @@ async function main(): Promise<void> {
   };
   // With DETECT_DUMP set, keep every checkpoint (not just the detector's window) for offline tuning.
   const det0 = monitor.features.detector as Detector;
-  const series: Array<{ total: number; heap: number; external: number; held: number; counts: Record<string, number>; objects: Record<string, number> }> = [];
+  const series: Array<{ total: number; heap: number; external: number; held: number; counts: Record<string, number>; objects: Record<string, number>; sampled: Record<string, number> }> = [];
   let seen = 0;
   const timer = setInterval(() => {
     poll();
@@ -113,7 +113,10 @@ async function main(): Promise<void> {
       w.routes.forEach((k, r) => { counts[k] = w.counts[r][i]; });
       const objects: Record<string, number> = {};
       for (const [k, v] of Object.entries(w.objects ?? {})) objects[k] = v[i];
-      series.push({ total: monitor.recorder.totalRequests, heap: w.heap[i], external: (w.external as number[])[i], held: w.held[i], counts, objects });
+      // The sampling heap profiler's live bytes per route (NaN between profile reads: left out).
+      const sampled: Record<string, number> = {};
+      w.routes.forEach((k, r) => { const v = w.sampled[r]?.[i]; if (v !== undefined && Number.isFinite(v)) sampled[k] = v; });
+      series.push({ total: monitor.recorder.totalRequests, heap: w.heap[i], external: (w.external as number[])[i], held: w.held[i], counts, objects, sampled });
     }
   }, 20);
 
