@@ -39,6 +39,14 @@ function leakwatchOptions(variant: Variant): Record<string, unknown> {
   return { logger: log() };
 }
 
+/**
+ * Dev defaults as they were before dev mode held the last request's objects across checkpoints
+ * (LeakMonitor.holdsLast): the A/B for what that hold saves.
+ */
+function withoutHold(monitor: { holdsLast: boolean }): void {
+  Object.defineProperty(monitor, 'holdsLast', { value: false });
+}
+
 async function expressApp(variant: Variant): Promise<() => Promise<number>> {
   const express = require('express');
   const app = express();
@@ -48,9 +56,11 @@ async function expressApp(variant: Variant): Promise<() => Promise<number>> {
     case 'leakwatch-dev':
     case 'leakwatch-dev-nosampling':
     case 'leakwatch-dev-4096':
+    case 'leakwatch-dev-nohold':
     case 'leakwatch-prod': {
       const { leakwatch } = require('../../src/express/index');
       const mw = leakwatch(leakwatchOptions(variant));
+      if (variant === 'leakwatch-dev-nohold') withoutHold(mw.monitor);
       closers.push(() => mw.close());
       app.use(mw);
       break;
@@ -105,9 +115,11 @@ async function fastifyApp(variant: Variant): Promise<() => Promise<number>> {
     case 'leakwatch-dev':
     case 'leakwatch-dev-nosampling':
     case 'leakwatch-dev-4096':
+    case 'leakwatch-dev-nohold':
     case 'leakwatch-prod': {
       const { fastifyLeakwatch } = require('../../src/fastify/index');
       await fastify.register(fastifyLeakwatch, leakwatchOptions(variant));
+      if (variant === 'leakwatch-dev-nohold') withoutHold(fastify.leakwatch);
       break;
     }
     case 'empty-close': {

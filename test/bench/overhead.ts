@@ -29,6 +29,7 @@ const CONFIGS: Config[] = [
   { framework: 'express', variant: 'leakwatch-dev' },
   { framework: 'express', variant: 'leakwatch-dev-nosampling' },
   { framework: 'express', variant: 'leakwatch-dev-4096' },
+  { framework: 'express', variant: 'leakwatch-dev-nohold' },
   { framework: 'express', variant: 'leakwatch-prod', env: { NODE_ENV: 'production' } },
   { framework: 'express', variant: 'express-prom-bundle' },
   { framework: 'express', variant: 'express-status-monitor' },
@@ -39,6 +40,7 @@ const CONFIGS: Config[] = [
   { framework: 'fastify', variant: 'leakwatch-dev' },
   { framework: 'fastify', variant: 'leakwatch-dev-nosampling' },
   { framework: 'fastify', variant: 'leakwatch-dev-4096' },
+  { framework: 'fastify', variant: 'leakwatch-dev-nohold' },
   { framework: 'fastify', variant: 'leakwatch-prod', env: { NODE_ENV: 'production' } },
   { framework: 'fastify', variant: 'fastify-metrics' },
 ];
