@@ -21,7 +21,10 @@ test('leakTest finds a 1 KB/call leak, counts it exactly and says where it is he
   assert.ok(report.retainedBytesPerIteration > 1000 && report.retainedBytesPerIteration < 1400, `read ${report.retainedBytesPerIteration}`);
   const session = report.newObjects?.find((o) => o.constructor === 'Session');
   assert.ok(session, JSON.stringify(report.newObjects));
-  assert.equal(session.count, 30);
+  // Exactly one per measured iteration: 30, or more when the runner read a period into the noise
+  // and measured whole periods (seen once on Node 24 in CI: 55 of 55).
+  assert.ok(report.measuredIterations >= 30, `measured ${report.measuredIterations}`);
+  assert.equal(session.count, report.measuredIterations);
   assert.equal(session.countPerIteration, 1);
   assert.match(session.retainerPath ?? '', /sessions|Map/);
   assert.match(report.summary, /^ENTER: \d+ objects/m);
