@@ -64,8 +64,8 @@ export class LeakMonitor {
     nativeGrowth: false, checkpoints: 0, history: [],
   };
   /**
-   * Dev mode: adapters hand over the objects of each finished request (`holdLast`), kept until the
-   * next one finishes. A checkpoint lets every request finish before its forced full GC, so
+   * Dev mode: the Fastify adapter hands over the objects of each finished request (`holdLast`),
+   * kept until the next one finishes (the Express adapter does not: see there). A checkpoint lets every request finish before its forced full GC, so
    * without this no request, response or framework wrapper is alive at that GC; V8 then drops the
    * hidden classes only they used, and deoptimizes every function compiled against them ("weak
    * objects"). Measured on Fastify at 2,000 req/s: 606 such deoptimizations in 8 s and 4× the

@@ -31,20 +31,12 @@ async function expressApp(mode: 'dev' | 'production'): Promise<{ port: number; r
   return { port: await listen(server), refs, mw, server };
 }
 
-test('regression (dev-mode deoptimizations): Express dev mode holds exactly the last request until the next one, and nothing after close()', async (t) => {
+test('Express holds no request object, in dev mode either (its gain was small and it upset the probe)', async (t) => {
   const { port, refs, mw, server } = await expressApp('dev');
   t.after(async () => { mw.close(); await close(server); });
-  assert.equal(mw.monitor.holdsLast, true);
   await get(port, '/x/1');
   await settleAndCollect();
-  assert.notEqual(refs[0].deref(), undefined, 'the last request is still held');
-  await get(port, '/x/2');
-  await settleAndCollect();
-  assert.equal(refs[0].deref(), undefined, 'the one before it is released');
-  assert.notEqual(refs[1].deref(), undefined);
-  mw.close();
-  await settleAndCollect();
-  assert.equal(refs[1].deref(), undefined, 'close() releases the last one too');
+  assert.equal(refs[0].deref(), undefined);
 });
 
 test('production mode holds no request object', async (t) => {
@@ -56,7 +48,7 @@ test('production mode holds no request object', async (t) => {
   assert.equal(refs[0].deref(), undefined);
 });
 
-test('regression (dev-mode deoptimizations): Fastify dev mode holds the last request and reply only', async (t) => {
+test('regression (dev-mode deoptimizations): Fastify dev mode holds the last request and reply only, and nothing after close()', async (t) => {
   const refs: Array<WeakRef<object>> = [];
   const app = Fastify();
   await app.register(fastifyLeakwatch, { notice: false, mode: 'dev', autoProbe: false, samplingInterval: 0 });
@@ -72,6 +64,10 @@ test('regression (dev-mode deoptimizations): Fastify dev mode holds the last req
   await get(port, '/x/2');
   await settleAndCollect();
   assert.ok(refs[0].deref() === undefined && refs[1].deref() === undefined, 'the previous request and reply released');
+  assert.ok(refs[2].deref() !== undefined && refs[3].deref() !== undefined);
   // The route is still recorded as before: holding changes nothing the adapter reports.
   assert.equal(monitor.route('GET', '/x/:n')?.requests, 2);
+  monitor.close();
+  await settleAndCollect();
+  assert.ok(refs[2].deref() === undefined && refs[3].deref() === undefined, 'close() releases the last one too');
 });
