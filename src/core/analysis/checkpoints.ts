@@ -192,12 +192,14 @@ function sparseSignals(w: CheckpointWindow, series: ArrayLike<number>, candidate
   // varies, whichever busy route is tried first explains the series alone (z = 17 in a seeded
   // case whose joint fit gave each of the two routes z = 3); better to say nothing yet.
   if (last !== undefined) {
-    const keep = chosen.filter((r) => candidates.every((c) => {
-      if (chosen.includes(c)) return true;
-      const k = [...chosen, c];
-      const coef = jointFit(w, y, k, L, minScale).fit.coefficients[k.indexOf(r)];
-      return coef.z >= z && coef.unconstrained > 0;
-    }));
+    // One fit per other candidate serves every pick (the picks are its first columns).
+    const weak = new Set<number>();
+    for (const c of candidates) {
+      if (chosen.includes(c)) continue;
+      const coefs = jointFit(w, y, [...chosen, c], L, minScale).fit.coefficients;
+      chosen.forEach((r, j) => { if (!(coefs[j].z >= z && coefs[j].unconstrained > 0)) weak.add(r); });
+    }
+    const keep = chosen.filter((r) => !weak.has(r));
     if (keep.length !== chosen.length) {
       chosen.splice(0, chosen.length, ...keep);
       last = chosen.length === 0 ? undefined : jointFit(w, y, chosen, L, minScale);
