@@ -64,17 +64,17 @@ export class LeakMonitor {
     nativeGrowth: false, checkpoints: 0, history: [],
   };
   /**
-   * Dev mode: the Fastify adapter hands over the objects of each finished request (`holdLast`),
-   * kept until the next one finishes (the Express adapter does not: see there). A checkpoint lets every request finish before its forced full GC, so
-   * without this no request, response or framework wrapper is alive at that GC; V8 then drops the
-   * hidden classes only they used, and deoptimizes every function compiled against them ("weak
-   * objects"). Measured on Fastify at 2,000 req/s: 606 such deoptimizations in 8 s and 4× the
-   * JIT recompilations; holding one request's objects cut them to 81 and the CPU that dev mode
-   * adds per request by about 60%. Costs one request's objects, for one request longer.
+   * Dev mode: the Fastify adapter hands over each finished request's reply (`holdLast`), kept
+   * until the next one finishes (the Express adapter does not: see there). A checkpoint lets every
+   * request finish before its forced full GC, so without this no request, response or framework
+   * wrapper is alive at that GC; V8 then drops the hidden classes only they used, and deoptimizes
+   * every function compiled against them ("weak objects"). Measured on Fastify at 2,000 req/s:
+   * 606 such deoptimizations in 8 s and 4× the JIT recompilations; holding one request's objects
+   * cut them to 81 and the CPU that dev mode adds per request by about 60%. Costs one request's
+   * objects, for one request longer.
    */
   readonly holdsLast: boolean;
-  private lastA: unknown = undefined;
-  private lastB: unknown = undefined;
+  private last: unknown = undefined;
   private readonly prefixSlash: string;
   private faultLogged = false;
   faults = 0;
@@ -153,10 +153,12 @@ export class LeakMonitor {
     }
   }
 
-  /** Dev mode: keep this request's objects alive until the next request finishes (see `holdsLast`). */
-  holdLast(a: unknown, b: unknown): void {
-    this.lastA = a;
-    this.lastB = b;
+  /**
+   * Dev mode: keep this request's objects (whatever `held` reaches) alive until the next request
+   * finishes (see `holdsLast`); `undefined` lets go.
+   */
+  holdLast(held: unknown): void {
+    this.last = held;
   }
 
   /** Logs leakwatch's own faults once: the host app must never see them. */
@@ -218,8 +220,7 @@ export class LeakMonitor {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.lastA = undefined;
-    this.lastB = undefined;
+    this.last = undefined;
     this.gate.dispose();
     for (const f of Object.values(this.features)) {
       try { f.close?.(); } catch (e) { this.fault(e); }

@@ -49,8 +49,8 @@ const plugin: FastifyPluginAsync<LeakwatchOptions> = async (fastify: FastifyInst
       const ctx = routeContext(request);
       const url = ctx !== undefined ? ctx.config?.url : request.routeOptions?.url;
       const stats = monitor.finish(state, request.method, url ?? UNMATCHED, aborted ? 0 : res.statusCode, aborted, request.raw, aborted ? undefined : request.body);
-      // The reply holds the request, which holds the raw request and its socket.
-      if (monitor.holdsLast) monitor.holdLast(reply, res);
+      // The reply holds the raw response and the request, which holds the raw request and its socket.
+      if (monitor.holdsLast) monitor.holdLast(reply);
       if (stats !== undefined && stats.attributionId === NOT_TRIED && monitor.attribution !== undefined) {
         monitor.attribution.wrapFastifyRoute(stats, ctx);
       }

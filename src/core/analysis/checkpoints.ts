@@ -157,11 +157,7 @@ function sparseSignals(w: CheckpointWindow, series: ArrayLike<number>, candidate
     let bestZ = z;
     for (const r of candidates) {
       if (chosen.includes(r)) continue;
-      const d = design(w, 0, L - 1, [r], false, w.counts.length, false);
-      // One column plus the "other" column that design() always adds: keep only the first.
-      const x = new Float64Array(d.n);
-      for (let i = 0; i < d.n; i++) x[i] = d.x[i * d.p];
-      const c = fitRetention(x, residual, d.n, 1, { minScale }).coefficients[0];
+      const c = jointFit(w, residual, [r], L, minScale).fit.coefficients[0];
       if (c.z >= bestZ && c.unconstrained > 0) { bestZ = c.z; best = r; }
     }
     if (best < 0) break;

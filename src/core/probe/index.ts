@@ -192,7 +192,7 @@ export class Prober {
       // Node 24 runs of the Express probe tests misread a route; released here, none of 20 (and
       // none of 20 without the hold at all). Requests wait at the gate until the probe is done,
       // so nothing is held again before then.
-      this.monitor.holdLast(undefined, undefined);
+      this.monitor.holdLast(undefined);
       const plan = planReplay(captured, PROBE_HEADER, this.monitor.probeToken);
       client = new ReplayClient(plan, Math.min(30_000, p.timeoutMs));
       const c = client;
