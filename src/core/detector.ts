@@ -36,6 +36,10 @@ const CPU_AFTERMATH = 2;
 /** Dev mode: a checkpoint is due after this many requests (if the time budget allows). */
 const REQUESTS_PER_CHECKPOINT = 100;
 const TICK_MS = 25;
+/** Dev mode's load guard: the request rate is measured over windows this long. */
+const RATE_WINDOW_MS = 1000;
+/** And the guard lets go once the rate falls to this share of `loadRate` (hysteresis). */
+const LOAD_EXIT = 0.8;
 /** Dev mode: the sampling profile is read at one checkpoint in this many. */
 const PROFILE_EVERY = 2;
 /** Isolated samples: at most this many per checkpoint, ms per checkpoint, ms to wait for one request. */
@@ -75,6 +79,8 @@ interface Point {
   rss: number;
   held: number;
   forced: boolean;
+  /** The sampling profiler's run (it restarts after a load episode; levels of two runs differ). */
+  run: number;
 }
 
 /**
@@ -104,6 +110,12 @@ export class Detector {
   private readonly sampled: Array<Float64Array | undefined> = [];
   /** The sampling interval while this detector holds the profiler, else 0. */
   private samplingInterval = 0;
+  /** Whether this detector holds the profiler now (it lets go while under load), and its run. */
+  private samplerHeld = false;
+  private samplerRun = 0;
+  /** The load guard's rate window. */
+  private rateAt = 0;
+  private rateTotal = 0;
   /** ms spent reading sampling profiles, and in the last checkpoint. */
   profileMs = 0;
   private lastProfileMs = 0;
@@ -161,9 +173,11 @@ export class Detector {
     const o = this.monitor.options;
     if (o.samplingInterval > 0 && heapSampler.acquire(o.samplingInterval)) {
       this.samplingInterval = heapSampler.interval;
+      this.samplerHeld = true;
       this.monitor.attribution = new Attribution(o.maxRoutes);
     }
     if (this.monitor.options.mode === 'dev') {
+      this.rateAt = performance.now();
       this.timer = setInterval(() => this.tick(), TICK_MS);
       this.timer.unref();
     } else {
@@ -181,13 +195,53 @@ export class Detector {
     if (this.samplingInterval > 0) {
       this.monitor.attribution?.close();
       this.monitor.attribution = undefined;
-      heapSampler.release();
+      if (this.samplerHeld) heapSampler.release();
+      this.samplerHeld = false;
       this.samplingInterval = 0;
+    }
+    this.monitor.processFindings.load.active = false;
+  }
+
+  /**
+   * Dev mode's load guard. Forced checkpoints cost far more under load than their own time: each
+   * full GC drops code the app's hot paths were compiled against, and V8 recompiles it (measured
+   * at 2,000 req/s: dev mode added +86% to +159% CPU per request, nearly all of it checkpoints and
+   * the profiler). A developer's clicks and a demo's traffic run at tens of requests per second; a
+   * load test at hundreds or thousands. Above `loadRate` the detector steps back: no checkpoint,
+   * and the profiler stops (it costs a stack walk per sample). The first checkpoint after the load
+   * charges everything the load kept to the routes it ran, through their request counts.
+   */
+  private watchLoad(now: number): void {
+    const dt = now - this.rateAt;
+    if (dt < RATE_WINDOW_MS) return;
+    const total = this.monitor.recorder.totalRequests;
+    const rate = ((total - this.rateTotal) * 1000) / dt;
+    this.rateAt = now;
+    this.rateTotal = total;
+    const load = this.monitor.processFindings.load;
+    load.requestsPerSecond = rate;
+    const limit = this.monitor.options.loadRate;
+    if (limit <= 0) return;
+    if (!load.active && rate > limit) {
+      load.active = true;
+      load.since = Date.now();
+      load.episodes++;
+      if (this.samplerHeld) { heapSampler.release(); this.samplerHeld = false; }
+    } else if (load.active && rate <= limit * LOAD_EXIT) {
+      load.active = false;
+      load.since = null;
+      if (this.samplingInterval > 0 && !this.samplerHeld) {
+        // A fresh run: its levels start from nothing, so the analysis must not compare them with
+        // the last run's (see SampledOptions.runs).
+        if (heapSampler.acquire(this.samplingInterval)) { this.samplerHeld = true; this.samplerRun++; }
+      }
     }
   }
 
   private tick(): void {
     if (this.busy || this.closed) return;
+    this.watchLoad(performance.now());
+    if (this.monitor.processFindings.load.active) return;
     const rec = this.monitor.recorder;
     const since = rec.totalRequests - this.lastTotal;
     if (since === 0) return;
@@ -224,7 +278,7 @@ export class Detector {
       this.gcMs += performance.now() - g0;
       const heap = liveDataHeap();
       const mu = process.memoryUsage();
-      this.record({ at: Date.now(), heap, external: mu.external, arrayBuffers: mu.arrayBuffers, rss: mu.rss, held: m.gate.queued, forced: true });
+      this.record({ at: Date.now(), heap, external: mu.external, arrayBuffers: mu.arrayBuffers, rss: mu.rss, held: m.gate.queued, forced: true, run: this.samplerRun });
       await this.isolate(token, heap, mu.arrayBuffers);
     } finally {
       m.gate.open(token);
@@ -349,7 +403,7 @@ export class Detector {
     if (this.closed || e.kind !== 'major' || e.forced) return;
     try {
       const mu = process.memoryUsage();
-      this.record({ at: e.at, heap: e.oldGenBytes, external: mu.external, arrayBuffers: mu.arrayBuffers, rss: mu.rss, held: 0, forced: false });
+      this.record({ at: e.at, heap: e.oldGenBytes, external: mu.external, arrayBuffers: mu.arrayBuffers, rss: mu.rss, held: 0, forced: false, run: this.samplerRun });
       this.taken++;
       this.analyze();
     } catch (err) {
@@ -388,6 +442,10 @@ export class Detector {
   private readSampled(slot: number): void {
     const att = this.monitor.attribution;
     if (this.samplingInterval === 0 || att === undefined) return;
+    if (!this.samplerHeld) {
+      for (const ring of this.sampled) if (ring !== undefined) ring[slot] = NaN;
+      return;
+    }
     // Every other checkpoint: a read costs about as much as the forced GC (12–20 ms here), and
     // the estimate rests on total growth over total requests, not on the number of readings.
     if (this.monitor.options.mode === 'dev' && ++this.sinceProfile < PROFILE_EVERY) {
@@ -463,7 +521,7 @@ export class Detector {
   }
 
   /** The current window, oldest first: what the analysis sees (for benchmarks and debugging). */
-  window(): CheckpointWindow & { routes: string[]; at: number[]; heap: number[]; held: number[]; sampled: number[][] } {
+  window(): CheckpointWindow & { routes: string[]; at: number[]; heap: number[]; held: number[]; sampled: number[][]; sampledRuns: number[] } {
     const pts = this.ordered(this.points);
     const objects: Record<string, number[]> = {};
     this.objectNames.forEach((name, i) => { objects[name] = this.ordered(this.objects[i]); });
@@ -476,6 +534,7 @@ export class Detector {
       counts: this.counts.map((c) => this.ordered(c)),
       objects,
       sampled: this.sampled.map((c) => (c === undefined ? NO_READINGS : this.ordered(c))),
+      sampledRuns: pts.map((p) => p.run),
       samplingInterval: this.samplingInterval,
     };
   }
@@ -485,11 +544,11 @@ export class Detector {
     const w = this.window();
     const a = analyzeWindow(w);
     this.last = { checkpoints: a.checkpoints, heapScale: a.heapScale, dropped: a.dropped };
-    this.writeRoutes(a, w.sampled);
+    this.writeRoutes(a, w.sampled, w.sampledRuns);
     this.writeProcess(pts);
   }
 
-  private writeRoutes(a: WindowAnalysis, sampledSeries: number[][]): void {
+  private writeRoutes(a: WindowAnalysis, sampledSeries: number[][], sampledRuns: number[]): void {
     const workers = this.monitor.options.workers;
     a.routes.forEach((ra, r) => {
       const stats = this.routeStats[r];
@@ -542,7 +601,7 @@ export class Detector {
       delete findings.dataDependence;
       if (this.samplingInterval > 0 && sampledSeries[r] !== undefined && sm !== undefined) {
         // The seed's third case: growth that follows the data rises and falls; a leak never falls back.
-        const dd = dataDependence(sampledSeries[r], { interval: this.samplingInterval });
+        const dd = dataDependence(sampledSeries[r], { interval: this.samplingInterval, runs: sampledRuns });
         if (dd !== undefined && v.verdict !== 'growing') {
           findings.dataDependent = true;
           findings.dataDependence = { roseBytes: dd.rose, fellBytes: dd.fell, highBytes: dd.high, lowBytes: dd.low };

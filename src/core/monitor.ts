@@ -62,6 +62,7 @@ export class LeakMonitor {
     liveHeapBytes: null, liveExternalBytes: null, liveAt: null, heapGrowthBytesPerSecond: null,
     externalGrowthBytesPerSecond: null, rssGrowthBytesPerSecond: null, secondsToHeapLimit: null,
     nativeGrowth: false, checkpoints: 0, history: [],
+    load: { active: false, since: null, requestsPerSecond: 0, episodes: 0 },
   };
   /**
    * Dev mode: the Fastify adapter hands over each finished request's reply (`holdLast`), kept

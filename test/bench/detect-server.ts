@@ -103,8 +103,46 @@ async function main(): Promise<void> {
   const det0 = monitor.features.detector as Detector;
   const series: Array<{ total: number; heap: number; external: number; held: number; counts: Record<string, number>; objects: Record<string, number>; sampled: Record<string, number> }> = [];
   let seen = 0;
+  // With DETECT_PROFILE set: the live sampled bytes under each route trampoline, broken down by the
+  // frames below it, right after a checkpoint early in the run and at the end (diagnosis only).
+  const profiles: Array<{ total: number; byRoute: Record<string, Record<string, number>> }> = [];
+  let profSeen = 0;
+  const profileNow = (): void => {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const insp = require('node:inspector') as typeof import('node:inspector');
+    const ses = new insp.Session();
+    ses.connect();
+    let prof: any;
+    ses.post('HeapProfiler.getSamplingProfile', {}, (err, res) => { if (!err) prof = (res as any).profile; });
+    ses.disconnect();
+    if (prof === undefined) return;
+    const names = new Map<number, string>();
+    for (const [id, st] of monitor.attribution?.entries() ?? []) names.set(id, st.key);
+    const byRoute: Record<string, Record<string, number>> = {};
+    const walk = (node: any, route: string | undefined, chain: string[]): void => {
+      const fn: string = node.callFrame.functionName;
+      let r = route;
+      let c = chain;
+      if (fn.startsWith('leakwatch$route$')) { r = names.get(Number(fn.slice(16))) ?? fn; c = []; } else if (r !== undefined) {
+        c = [...chain, `${fn || '(anon)'}@${String(node.callFrame.url).split('/').slice(-2).join('/')}:${node.callFrame.lineNumber}`];
+      }
+      if (r !== undefined && node.selfSize > 0) {
+        const k = c.length <= 5 ? c.join(' > ') : [...c.slice(0, 2), '…', ...c.slice(-3)].join(' > ');
+        const m = (byRoute[r] ??= {});
+        m[k] = (m[k] ?? 0) + node.selfSize;
+      }
+      for (const ch of node.children) walk(ch, r, c);
+    };
+    walk(prof.head, undefined, []);
+    profiles.push({ total: monitor.recorder.totalRequests, byRoute });
+  };
   const timer = setInterval(() => {
     poll();
+    if (process.env.DETECT_PROFILE && det0.taken !== profSeen) {
+      profSeen = det0.taken;
+      const t = monitor.recorder.totalRequests;
+      if ((profiles.length === 0 && t >= Number(process.env.DETECT_PROFILE_AT ?? 600)) || process.env.DETECT_PROFILE_ALL) profileNow();
+    }
     if (process.env.DETECT_DUMP && det0.taken !== seen) {
       seen = det0.taken;
       const w = det0.window();
@@ -146,6 +184,10 @@ async function main(): Promise<void> {
     }
     const det = monitor.features.detector as Detector;
     if (process.env.DETECT_DUMP) require('node:fs').writeFileSync(`${process.env.DETECT_DUMP}-${framework}-${series.length}.json`, JSON.stringify(series));
+    if (process.env.DETECT_PROFILE) {
+      profileNow();
+      require('node:fs').writeFileSync(`${process.env.DETECT_PROFILE}-${framework}-${monitor.recorder.totalRequests}.json`, JSON.stringify(profiles));
+    }
     process.send!({
       outcomes,
       total: monitor.recorder.totalRequests,

@@ -31,11 +31,16 @@ function log(): { info(m: string): void; warn(m: string): void } {
   return { info: (m) => process.stderr.write(m + '\n'), warn: (m) => process.stderr.write(m + '\n') };
 }
 
-/** Dev defaults; dev without the sampling heap profiler; dev sampling every 4 KB; production. */
+/**
+ * Dev defaults; dev without the sampling heap profiler; dev sampling every 4 or 8 KB; dev that
+ * never steps back under load (`loadRate: 0`, the A/B of the load guard); production.
+ */
 function leakwatchOptions(variant: Variant): Record<string, unknown> {
   if (variant === 'leakwatch-prod') return { enabled: true, logger: log() };
   if (variant === 'leakwatch-dev-nosampling') return { logger: log(), samplingInterval: 0 };
   if (variant === 'leakwatch-dev-4096') return { logger: log(), samplingInterval: 4096 };
+  if (variant === 'leakwatch-dev-8192') return { logger: log(), samplingInterval: 8192 };
+  if (variant === 'leakwatch-dev-noguard') return { logger: log(), loadRate: 0 };
   return { logger: log() };
 }
 
@@ -56,6 +61,8 @@ async function expressApp(variant: Variant): Promise<() => Promise<number>> {
     case 'leakwatch-dev':
     case 'leakwatch-dev-nosampling':
     case 'leakwatch-dev-4096':
+    case 'leakwatch-dev-8192':
+    case 'leakwatch-dev-noguard':
     case 'leakwatch-dev-nohold':
     case 'leakwatch-prod': {
       const { leakwatch } = require('../../src/express/index');
@@ -63,6 +70,11 @@ async function expressApp(variant: Variant): Promise<() => Promise<number>> {
       if (variant === 'leakwatch-dev-nohold') withoutHold(mw.monitor);
       closers.push(() => mw.close());
       app.use(mw);
+      break;
+    }
+    case 'empty-next': {
+      // The floor of mounting anything at all on Express: a middleware that only calls next().
+      app.use((_req: unknown, _res: unknown, next: () => void) => { next(); });
       break;
     }
     case 'empty-middleware': {
@@ -115,6 +127,8 @@ async function fastifyApp(variant: Variant): Promise<() => Promise<number>> {
     case 'leakwatch-dev':
     case 'leakwatch-dev-nosampling':
     case 'leakwatch-dev-4096':
+    case 'leakwatch-dev-8192':
+    case 'leakwatch-dev-noguard':
     case 'leakwatch-dev-nohold':
     case 'leakwatch-prod': {
       const { fastifyLeakwatch } = require('../../src/fastify/index');
@@ -127,6 +141,11 @@ async function fastifyApp(variant: Variant): Promise<() => Promise<number>> {
       // shared listener on the raw response's 'close', and nothing else.
       const done = (): void => {};
       fastify.addHook('onRequest', (_req: unknown, reply: { raw: { on(e: string, f: () => void): void } }, next: () => void) => { reply.raw.on('close', done); next(); });
+      break;
+    }
+    case 'one-hook': {
+      // The floor of mounting anything at all on Fastify: one empty callback onRequest hook.
+      fastify.addHook('onRequest', (_req: unknown, _reply: unknown, done: () => void) => { done(); });
       break;
     }
     case 'empty-hooks': {

@@ -17,7 +17,10 @@ import { Gate } from '../../src/core/gate';
 // depend on the machine's load; traffic is seeded so every run sends the same sequence.
 
 
-const OPTIONS = { notice: false, mode: 'dev' as const, autoProbe: false, checkpointIntervalMs: 200, workers: 4 };
+// These tests drive traffic flat out (bursts of thousands of requests per second) to exercise the
+// checkpoints themselves; at a developer's pace the load guard would never engage, so it is off
+// here (test/core/load-guard.test.ts covers it).
+const OPTIONS = { notice: false, mode: 'dev' as const, autoProbe: false, checkpointIntervalMs: 200, workers: 4, loadRate: 0 };
 
 /** Sends seeded GETs at concurrency 4 with a mix re-drawn every 60 requests. */
 async function drive(port: number, total: number, rng: () => number, agent: http.Agent): Promise<void> {

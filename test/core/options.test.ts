@@ -34,6 +34,9 @@ test('bad options throw a TypeError naming the option and the value received', (
     [{ maxRoutes: 0 }, /"maxRoutes".*received 0/],
     [{ samplingInterval: 100 }, /"samplingInterval".*received 100/],
     [{ samplingInterval: '8192' }, /"samplingInterval".*received "8192"/],
+    [{ loadRate: -1 }, /"loadRate".*received -1/],
+    [{ loadRate: 2.5 }, /"loadRate".*received 2.5/],
+    [{ loadRate: '500' }, /"loadRate".*received "500"/],
     [{ maxRoutes: 1.5 }, /"maxRoutes".*received 1\.5/],
     [{ maxRoutes: '10' }, /"maxRoutes".*received "10"/],
     [{ enabled: 'yes' }, /"enabled".*received "yes"/],
@@ -52,8 +55,13 @@ test('bad options throw a TypeError naming the option and the value received', (
   }
 });
 
-test('samplingInterval: 8192 in dev mode, off (0) in production unless set', () => {
-  assert.equal(resolveOptions({ mode: 'dev' }, {}).samplingInterval, 8192);
+test('loadRate: 500 requests/s by default, 0 allowed (never step back)', () => {
+  assert.equal(resolveOptions({}, {}).loadRate, 500);
+  assert.equal(resolveOptions({ loadRate: 0 }, {}).loadRate, 0);
+});
+
+test('samplingInterval: 2048 in dev mode, off (0) in production unless set', () => {
+  assert.equal(resolveOptions({ mode: 'dev' }, {}).samplingInterval, 2048);
   assert.equal(resolveOptions({}, { NODE_ENV: 'production' }).samplingInterval, 0);
   assert.equal(resolveOptions({ mode: 'production', samplingInterval: 32768 }, {}).samplingInterval, 32768);
   assert.equal(resolveOptions({ samplingInterval: 0 }, {}).samplingInterval, 0);

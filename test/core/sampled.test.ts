@@ -110,6 +110,26 @@ test('sampled slope: readings missing before the trampoline existed (NaN) are sk
   assert.equal(fitSampled([NaN, NaN, 5], [0, 1, 2], { interval: I }), undefined);
 });
 
+test('regression (profiler restarted after a load episode): readings of two profiler runs are never differenced across the restart', () => {
+  // A 1 KB/request leak read over two runs of the profiler: the second starts from nothing again,
+  // and 5,000 requests of a load test in between went unsampled.
+  const a = simulate(5, 11, 100, () => [1040]);
+  const b = simulate(6, 11, 100, () => [1040]);
+  const bytes = [...a.bytes, ...b.bytes];
+  const counts = [...a.counts, ...b.counts.map((c) => c + a.counts[10] + 5000)];
+  const runs = [...a.bytes.map(() => 0), ...b.bytes.map(() => 1)];
+  const f = fitSampled(bytes, counts, { interval: I, runs })!;
+  assert.equal(f.requests, 2000, 'the load test\'s requests are not in the fit');
+  assert.equal(f.growth, a.bytes[10] - a.bytes[0] + b.bytes[10] - b.bytes[0]);
+  assert.ok(Math.abs(f.estimate - 1040) / 1040 < 0.25, `estimate ${f.estimate}`);
+  // Without the runs, the drop to zero and the unsampled load would read as a fraction of the leak.
+  const naive = fitSampled(bytes, counts, { interval: I })!;
+  assert.ok(naive.estimate < 1040 / 2, `naive ${naive.estimate}`);
+  assert.equal(dataDependence(bytes, { interval: I, runs }), undefined, 'a restart is not the data shrinking');
+  const both = sampledSignal(bytes, counts, { interval: I, runs })!;
+  assert.ok(both.recent !== undefined && Math.abs(both.recent.estimate - 1040) / 1040 < 0.35);
+});
+
 test('data dependence: a random walk of a large table rises and falls; a leak and a churning cache do not', () => {
   const rng = mulberry32(9);
   // Live bytes of a table whose size wanders between 0 and 4 MB.
@@ -125,8 +145,8 @@ test('data dependence: a random walk of a large table rises and falls; a leak an
   assert.equal(dataDependence(churn, { interval: I }), undefined, 'a churning plateau is not data-dependent');
 });
 
-test('a 50-entry LRU filling inside the window, then churning, never reads growing three analyses in a row (400 seeded runs at 8192 and at 4096; regression)', () => {
-  for (const interval of [8192, 4096]) {
+test('a 50-entry LRU filling inside the window, then churning, never reads growing three analyses in a row (400 seeded runs at 8192, 4096 and 2048; regression)', () => {
+  for (const interval of [8192, 4096, 2048]) {
   let confirmed = 0;
   let young = 0;
   for (let seed = 1; seed <= 400; seed++) {

@@ -22,6 +22,8 @@ export interface CheckpointWindow {
   sampled?: Array<ArrayLike<number>>;
   /** The profiler's sampling interval in bytes (needed with `sampled`). */
   samplingInterval?: number;
+  /** The profiler run of each checkpoint's reading (see SampledOptions.runs); default one run. */
+  sampledRuns?: ArrayLike<number>;
 }
 
 export interface RouteAnalysis {
@@ -235,7 +237,7 @@ export function analyzeWindow(w: CheckpointWindow, options: AnalysisOptions = {}
   const windowRequests = w.counts.map((c) => (L > 0 ? c[L - 1] - c[0] : 0));
   const interval = w.samplingInterval ?? 0;
   const sampledOf = (r: number): RouteEvidence['sampled'] =>
-    (w.sampled?.[r] !== undefined && interval > 0 ? sampledSignal(w.sampled[r], w.counts[r], { interval }) : undefined);
+    (w.sampled?.[r] !== undefined && interval > 0 ? sampledSignal(w.sampled[r], w.counts[r], { interval, runs: w.sampledRuns }) : undefined);
   // Exact object counts and external memory through the few routes that explain them
   // (sparseSignals): before the full regression can run, so that new globals and kept Buffers are
   // not kept waiting for a column per route, and beside it (below).

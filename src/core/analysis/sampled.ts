@@ -21,6 +21,12 @@ const PRIOR = 4;
 export interface SampledOptions {
   /** The profiler's mean sampling interval in bytes. */
   interval: number;
+  /**
+   * The profiler run each reading belongs to (optional). The profiler forgets every sample when it
+   * stops, so levels of two runs are not comparable: no increment is taken across a change of
+   * run, and the requests in between count for nothing (their bytes were never sampled).
+   */
+  runs?: ArrayLike<number>;
 }
 
 /** A fit plus what it rests on: requests and checkpoints with a reading. */
@@ -51,14 +57,18 @@ export function fitSampled(bytes: ArrayLike<number>, counts: ArrayLike<number>, 
   let pendB = 0;
   let pendN = 0;
   let readings = 0;
+  let total = 0;
+  const runs = o.runs;
   for (let i = Math.max(0, from); i <= to && i < bytes.length; i++) {
     if (!Number.isFinite(bytes[i])) continue;
     readings++;
     if (prev < 0) { first = i; prev = i; continue; }
+    if (runs !== undefined && runs[i] !== runs[prev]) { prev = i; continue; }
     // An interval without requests of this route folds into the next one: bytes can only be
     // born during the route's own requests, and a division by zero requests has no meaning.
     pendB += bytes[i] - bytes[prev];
     pendN += counts[i] - counts[prev];
+    total += bytes[i] - bytes[prev];
     prev = i;
     if (pendN > 0) { dB.push(pendB); dN.push(pendN); pendB = 0; pendN = 0; }
   }
@@ -66,7 +76,6 @@ export function fitSampled(bytes: ArrayLike<number>, counts: ArrayLike<number>, 
   let sumN = 0;
   for (const n of dN) sumN += n;
   if (sumN <= 0) return undefined;
-  const total = bytes[prev] - bytes[first];
   const b = total / sumN;
   let phi = 0;
   for (let k = 0; k < dB.length; k++) phi += (dB[k] - b * dN[k]) ** 2 / dN[k];
@@ -141,12 +150,15 @@ export interface DataDependence {
  * ```
  */
 export function dataDependence(bytes: ArrayLike<number>, o: SampledOptions & { minSamples?: number }): DataDependence | undefined {
-  let rose = 0; let fell = 0; let prev = NaN; let high = -Infinity; let low = Infinity;
+  let rose = 0; let fell = 0; let prev = NaN; let prevRun = NaN; let high = -Infinity; let low = Infinity;
   for (let i = 0; i < bytes.length; i++) {
     const v = bytes[i];
     if (!Number.isFinite(v)) continue;
-    if (Number.isFinite(prev)) { if (v > prev) rose += v - prev; else fell += prev - v; }
+    // A restarted profiler starts from nothing: that drop is not the data shrinking.
+    const run = o.runs === undefined ? 0 : o.runs[i];
+    if (Number.isFinite(prev) && run === prevRun) { if (v > prev) rose += v - prev; else fell += prev - v; }
     prev = v;
+    prevRun = run;
     if (v > high) high = v;
     if (v < low) low = v;
   }

@@ -80,7 +80,7 @@ export interface VerdictResult {
 
 type Test = 'sustained' | 'flattening' | 'none';
 
-/** Net growth, in sampling intervals (96 KB at the default 8192), before the profiler's figures can say `growing`. */
+/** Net growth, in sampling intervals (96 KB at 8192; the byte floor below rules at the default 2048), before the profiler's figures can say `growing`. */
 const MIN_SAMPLED_GROWTH = 12;
 /**
  * And never less than 96 KB: at a finer interval the plateau's noise shrinks but a cache's size

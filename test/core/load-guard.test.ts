@@ -1,0 +1,96 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import express from 'express';
+import { leakwatch } from '../../src/express/index';
+import type { Detector } from '../../src/core/detector';
+import { heapSampler } from '../../src/core/heapsampler';
+import { close, get, listen } from '../helpers';
+
+// Dev mode steps back under load (the `loadRate` option, src/core/detector.ts watchLoad): above
+// the rate it takes no checkpoint and stops the sampling heap profiler; below 80% of it both come
+// back, with the profiler on a new run. The rates here are far apart (a few requests per second
+// against hundreds or thousands, with the guard at 100/s), so the test cannot flake on timing.
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Flat out on `conns` keep-alive connections until `until` returns true or `ms` pass. */
+async function flood(port: number, ms: number, conns: number, until: () => boolean): Promise<number> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: conns });
+  const end = Date.now() + ms;
+  let done = 0;
+  const one = (): Promise<void> => new Promise((resolve, reject) => {
+    http.get({ port, host: '127.0.0.1', path: '/hit', agent }, (res) => { res.resume(); res.on('end', () => { done++; resolve(); }); }).on('error', reject);
+  });
+  await Promise.all(Array.from({ length: conns }, async () => { while (Date.now() < end && !until()) await one(); }));
+  agent.destroy();
+  return done;
+}
+
+/** A few requests per second, for `ms`. */
+async function trickle(port: number, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) { await get(port, '/hit'); await sleep(100); }
+}
+
+test('dev mode steps back under load: no checkpoint and no heap profiler above loadRate, both back below it', async (t) => {
+  const app = express();
+  const mw = leakwatch({ notice: false, mode: 'dev', autoProbe: false, loadRate: 100, checkpointIntervalMs: 200 });
+  app.use(mw);
+  app.get('/hit', (_req, res) => { res.json({ ok: true }); });
+  const server = http.createServer(app);
+  const port = await listen(server);
+  t.after(async () => { mw.close(); await close(server); });
+  const m = mw.monitor;
+  const det = m.features.detector as Detector;
+  const load = m.processFindings.load;
+
+  await trickle(port, 1500);
+  assert.equal(load.active, false, `a few requests per second must not count as load (read ${load.requestsPerSecond}/s)`);
+  assert.ok(det.taken >= 2, `checkpoints run at a developer's pace (took ${det.taken})`);
+  assert.equal(heapSampler.active, true);
+  const before = det.window();
+  assert.ok(before.sampledRuns.every((r) => r === 0));
+
+  // Flat out until the guard engages (it judges one-second windows).
+  const sent = await flood(port, 5000, 8, () => load.active);
+  assert.equal(load.active, true, `${sent} requests flat out must engage the guard (last window ${load.requestsPerSecond}/s)`);
+  assert.ok(load.requestsPerSecond > 100);
+  assert.equal(load.episodes, 1);
+  assert.equal(heapSampler.active, false, 'the profiler stops under load');
+  // Stay under load for a while: no checkpoint may run meanwhile.
+  const takenAtLoad = det.taken;
+  const [, page, api] = await Promise.all([flood(port, 1500, 8, () => false), sleep(700).then(() => get(port, '/__leaks')), sleep(800).then(() => get(port, '/__leaks/api/process'))]);
+  assert.equal(load.active, true);
+  assert.equal(det.taken, takenAtLoad, 'no checkpoint while under load');
+  assert.equal(page.status, 200);
+  assert.match(page.body, /id="load-guard"[^>]*>Under load \([\d,]+ requests\/s/, 'the dashboard says why detection paused');
+  assert.equal(api.json().findings.load.active, true);
+  assert.ok(api.json().findings.load.requestsPerSecond > 100);
+
+  // Back to a trickle: the guard lets go at its next window, the profiler restarts on a new run,
+  // and checkpoints resume.
+  await trickle(port, 2500);
+  assert.equal(load.active, false, `read ${load.requestsPerSecond}/s`);
+  assert.equal(heapSampler.active, true, 'the profiler is back');
+  assert.ok(det.taken > takenAtLoad, 'checkpoints resumed');
+  const after = det.window();
+  assert.ok(after.sampledRuns.includes(1), 'readings after the load belong to a new profiler run');
+  assert.equal(load.episodes, 1);
+  assert.doesNotMatch((await get(port, '/__leaks')).body, /id="load-guard"/);
+});
+
+test('loadRate: 0 never steps back', async (t) => {
+  const app = express();
+  const mw = leakwatch({ notice: false, mode: 'dev', autoProbe: false, loadRate: 0, samplingInterval: 0 });
+  app.use(mw);
+  app.get('/hit', (_req, res) => { res.json({ ok: true }); });
+  const server = http.createServer(app);
+  const port = await listen(server);
+  t.after(async () => { mw.close(); await close(server); });
+  const load = mw.monitor.processFindings.load;
+  await flood(port, 2500, 8, () => false);
+  assert.ok(load.requestsPerSecond > 100, `the rate is still measured (${load.requestsPerSecond}/s)`);
+  assert.equal(load.active, false);
+  assert.equal(load.episodes, 0);
+});
