@@ -226,10 +226,12 @@ export class Detector {
       load.active = true;
       load.since = Date.now();
       load.episodes++;
+      this.monitor.recorder.light(true);
       if (this.samplerHeld) { heapSampler.release(); this.samplerHeld = false; }
     } else if (load.active && rate <= limit * LOAD_EXIT) {
       load.active = false;
       load.since = null;
+      this.monitor.recorder.light(false);
       if (this.samplingInterval > 0 && !this.samplerHeld) {
         // A fresh run: its levels start from nothing, so the analysis must not compare them with
         // the last run's (see SampledOptions.runs).

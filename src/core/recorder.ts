@@ -146,14 +146,28 @@ export class Recorder {
     private readonly sampleEvery: number,
     private readonly captureBodyLimit: number,
     /** Read heap deltas on sampled requests only (production mode); every request otherwise. */
-    private readonly heapSampled = false,
+    private heapSampled = false,
     /** Production mode: replay samples and globals checks on sampled requests only (see start/finish). */
-    private readonly lean = heapSampled,
+    private lean = heapSampled,
   ) {
+    this.baseLight = heapSampled;
     const names = globalNames();
     this.knownGlobals = new Set(names);
     this.initialGlobals = new Set(names);
     this.globalCount = names.length;
+  }
+
+  private readonly baseLight: boolean;
+
+  /**
+   * Dev mode under load (the detector's load guard): record as production mode does, heap deltas
+   * and replay samples on sampled requests only, until `light(false)`. Per-request heap deltas are
+   * for the charts of a developer's clicks; under a load test one request in `sampleEvery` is
+   * plenty, and the two V8 heap reads were most of the recorder's cost (bench:hotpath).
+   */
+  light(on: boolean): void {
+    this.heapSampled = on || this.baseLight;
+    this.lean = this.heapSampled;
   }
 
   /** Globals that appeared since leakwatch started, in order of discovery. */

@@ -41,6 +41,9 @@ function leakwatchOptions(variant: Variant): Record<string, unknown> {
   if (variant === 'leakwatch-dev-4096') return { logger: log(), samplingInterval: 4096 };
   if (variant === 'leakwatch-dev-8192') return { logger: log(), samplingInterval: 8192 };
   if (variant === 'leakwatch-dev-noguard') return { logger: log(), loadRate: 0 };
+  // Dev defaults in the state a load test puts them in (the load guard engaged), at rates callgrind
+  // can drive (25–50 req/s): its steady per-request cost, counted in instructions.
+  if (variant === 'leakwatch-dev-underload') return { logger: log(), loadRate: 5 };
   return { logger: log() };
 }
 
@@ -63,6 +66,7 @@ async function expressApp(variant: Variant): Promise<() => Promise<number>> {
     case 'leakwatch-dev-4096':
     case 'leakwatch-dev-8192':
     case 'leakwatch-dev-noguard':
+    case 'leakwatch-dev-underload':
     case 'leakwatch-dev-nohold':
     case 'leakwatch-prod': {
       const { leakwatch } = require('../../src/express/index');
@@ -129,6 +133,7 @@ async function fastifyApp(variant: Variant): Promise<() => Promise<number>> {
     case 'leakwatch-dev-4096':
     case 'leakwatch-dev-8192':
     case 'leakwatch-dev-noguard':
+    case 'leakwatch-dev-underload':
     case 'leakwatch-dev-nohold':
     case 'leakwatch-prod': {
       const { fastifyLeakwatch } = require('../../src/fastify/index');

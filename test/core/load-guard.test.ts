@@ -58,11 +58,18 @@ test('dev mode steps back under load: no checkpoint and no heap profiler above l
   assert.ok(load.requestsPerSecond > 100);
   assert.equal(load.episodes, 1);
   assert.equal(heapSampler.active, false, 'the profiler stops under load');
-  // Stay under load for a while: no checkpoint may run meanwhile.
+  // Stay under load for a while: no checkpoint may run meanwhile, and the recorder reads heap
+  // deltas on sampled requests only (one in sampleEvery = 8), as production mode does.
   const takenAtLoad = det.taken;
+  const hit = (): { requests: number; heapSamples: number } => { const r = m.route('GET', '/hit')!; return { requests: r.requests, heapSamples: r.heapSamples }; };
+  const light0 = hit();
   const [, page, api] = await Promise.all([flood(port, 1500, 8, () => false), sleep(700).then(() => get(port, '/__leaks')), sleep(800).then(() => get(port, '/__leaks/api/process'))]);
   assert.equal(load.active, true);
   assert.equal(det.taken, takenAtLoad, 'no checkpoint while under load');
+  const light1 = hit();
+  const dReq = light1.requests - light0.requests;
+  const dHeap = light1.heapSamples - light0.heapSamples;
+  assert.ok(dReq > 100 && dHeap <= dReq / 4, `heap deltas on ${dHeap} of ${dReq} requests under load`);
   assert.equal(page.status, 200);
   assert.match(page.body, /id="load-guard"[^>]*>Under load \([\d,]+ requests\/s/, 'the dashboard says why detection paused');
   assert.equal(api.json().findings.load.active, true);
@@ -78,6 +85,10 @@ test('dev mode steps back under load: no checkpoint and no heap profiler above l
   assert.ok(after.sampledRuns.includes(1), 'readings after the load belong to a new profiler run');
   assert.equal(load.episodes, 1);
   assert.doesNotMatch((await get(port, '/__leaks')).body, /id="load-guard"/);
+  const full0 = hit();
+  for (let i = 0; i < 5; i++) await get(port, '/hit');
+  const full1 = hit();
+  assert.equal(full1.heapSamples - full0.heapSamples, 5, 'every request has its heap delta again');
 });
 
 test('loadRate: 0 never steps back', async (t) => {
