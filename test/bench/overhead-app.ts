@@ -43,7 +43,8 @@ function leakwatchOptions(variant: Variant): Record<string, unknown> {
   if (variant === 'leakwatch-dev-noguard') return { logger: log(), loadRate: 0 };
   // Dev defaults in the state a load test puts them in (the load guard engaged), at rates callgrind
   // can drive (25–50 req/s): its steady per-request cost, counted in instructions.
-  if (variant === 'leakwatch-dev-underload') return { logger: log(), loadRate: 5 };
+  if (variant === 'leakwatch-dev-underload' || variant === 'leakwatch-dev-underload-nohold') return { logger: log(), loadRate: 5 };
+  if (variant === 'leakwatch-dev-underload-nosampling') return { logger: log(), loadRate: 5, samplingInterval: 0 };
   return { logger: log() };
 }
 
@@ -67,11 +68,13 @@ async function expressApp(variant: Variant): Promise<() => Promise<number>> {
     case 'leakwatch-dev-8192':
     case 'leakwatch-dev-noguard':
     case 'leakwatch-dev-underload':
+    case 'leakwatch-dev-underload-nohold':
+    case 'leakwatch-dev-underload-nosampling':
     case 'leakwatch-dev-nohold':
     case 'leakwatch-prod': {
       const { leakwatch } = require('../../src/express/index');
       const mw = leakwatch(leakwatchOptions(variant));
-      if (variant === 'leakwatch-dev-nohold') withoutHold(mw.monitor);
+      if (variant === 'leakwatch-dev-nohold' || variant === 'leakwatch-dev-underload-nohold') withoutHold(mw.monitor);
       closers.push(() => mw.close());
       app.use(mw);
       break;
@@ -134,11 +137,13 @@ async function fastifyApp(variant: Variant): Promise<() => Promise<number>> {
     case 'leakwatch-dev-8192':
     case 'leakwatch-dev-noguard':
     case 'leakwatch-dev-underload':
+    case 'leakwatch-dev-underload-nohold':
+    case 'leakwatch-dev-underload-nosampling':
     case 'leakwatch-dev-nohold':
     case 'leakwatch-prod': {
       const { fastifyLeakwatch } = require('../../src/fastify/index');
       await fastify.register(fastifyLeakwatch, leakwatchOptions(variant));
-      if (variant === 'leakwatch-dev-nohold') withoutHold(fastify.leakwatch);
+      if (variant === 'leakwatch-dev-nohold' || variant === 'leakwatch-dev-underload-nohold') withoutHold(fastify.leakwatch);
       break;
     }
     case 'empty-close': {

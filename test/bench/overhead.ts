@@ -11,6 +11,7 @@
  * Two workloads: `GET /hello/:name` (JSON) and `GET /alloc/:name` (the same after ~50 KB of garbage).
  * Prints Markdown tables and writes the raw figures to bench-results/overhead-<time>.json.
  */
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
@@ -33,6 +34,8 @@ const CONFIGS: Config[] = [
   { framework: 'express', variant: 'leakwatch-dev-8192' },
   { framework: 'express', variant: 'leakwatch-dev-noguard' },
   { framework: 'express', variant: 'leakwatch-dev-underload' },
+  { framework: 'express', variant: 'leakwatch-dev-underload-nohold' },
+  { framework: 'express', variant: 'leakwatch-dev-underload-nosampling' },
   { framework: 'express', variant: 'leakwatch-dev-nohold' },
   { framework: 'express', variant: 'leakwatch-prod', env: { NODE_ENV: 'production' } },
   { framework: 'express', variant: 'express-prom-bundle' },
@@ -48,6 +51,8 @@ const CONFIGS: Config[] = [
   { framework: 'fastify', variant: 'leakwatch-dev-8192' },
   { framework: 'fastify', variant: 'leakwatch-dev-noguard' },
   { framework: 'fastify', variant: 'leakwatch-dev-underload' },
+  { framework: 'fastify', variant: 'leakwatch-dev-underload-nohold' },
+  { framework: 'fastify', variant: 'leakwatch-dev-underload-nosampling' },
   { framework: 'fastify', variant: 'leakwatch-dev-nohold' },
   { framework: 'fastify', variant: 'leakwatch-prod', env: { NODE_ENV: 'production' } },
   { framework: 'fastify', variant: 'fastify-metrics' },
@@ -174,6 +179,17 @@ async function callgrindRun(c: Config, o: Args, dir: string): Promise<Partial<Re
         f.total.push((b.total - a.total) / o.cgN);
       }
       out[w] = f;
+    }
+    if (c.variant.startsWith('leakwatch-dev')) {
+      // Whether dev mode's load guard held through the measured runs (a guard that let go during
+      // a dump's pause would take checkpoints inside them).
+      const p = await new Promise<string>((resolve) => {
+        http.get({ host: '127.0.0.1', port: s.port, path: '/__leaks/api/process' }, (res) => { let b = ''; res.on('data', (d) => { b += d; }); res.on('end', () => resolve(b)); }).on('error', () => resolve('{}'));
+      });
+      try {
+        const j = JSON.parse(p) as { findings?: { checkpoints?: number; load?: { active?: boolean; episodes?: number } } };
+        process.stdout.write(`  callgrind ${key(c)}: ${j.findings?.checkpoints} checkpoints, load guard ${j.findings?.load?.active ? 'on' : 'off'}, ${j.findings?.load?.episodes} episodes\n`);
+      } catch { /* not JSON: leave it out */ }
     }
     return out;
   } finally {
