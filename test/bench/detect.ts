@@ -7,7 +7,7 @@
 // Options: --rate N (requests/s over all connections, default 200; 0 = flat out), --requests N
 // (default 5000), --seed N, --framework express|fastify, --phase N (requests per mix phase),
 // --isolate MS (sampled isolation on, MS per checkpoint; default 0 = off, as in the detector),
-// --sampling N (the sampling heap profiler's interval in bytes; 0 = off; default 8192, the option's),
+// --sampling N (the sampling heap profiler's interval in bytes; 0 = off; default 2048, the option's),
 // --needle-mix mild|wide (how the needle run's mix swings between phases; default mild: "one
 // route among ten" gets about a tenth of the traffic, while the zoo run keeps the wide swings,
 // where a route can sit nearly idle for a phase).
@@ -124,7 +124,7 @@ async function main(): Promise<void> {
     results.push(await run('needle', fw, needle, EXTRA_ROUTES, 3000, NEEDLE_MIX));
   }
   console.log(`\nleakwatch detection benchmark — ${new Date().toISOString().slice(0, 10)}, Node ${process.version}, ${os.cpus().length} CPUs`);
-  console.log(`concurrency 8, ${RATE > 0 ? RATE + ' req/s' : 'flat out'}, seed ${SEED}, mix re-drawn every ${PHASE} requests (needle run: ${NEEDLE_MIX} swings), isolation ${ISOLATE_MS > 0 ? ISOLATE_MS + ' ms/checkpoint' : 'off'}, sampling heap profiler ${SAMPLING === '0' ? 'off' : `every ${SAMPLING || 8192} B`}\n`);
+  console.log(`concurrency 8, ${RATE > 0 ? RATE + ' req/s' : 'flat out'}, seed ${SEED}, mix re-drawn every ${PHASE} requests (needle run: ${NEEDLE_MIX} swings), isolation ${ISOLATE_MS > 0 ? ISOLATE_MS + ' ms/checkpoint' : 'off'}, sampling heap profiler ${SAMPLING === '0' ? 'off' : `every ${SAMPLING || 2048} B`}\n`);
   let ok = true;
   for (const r of results) {
     const title = r.run === 'zoo' ? `all ${r.outcomes.length} zoo scenarios` : `a 1 KB/request leak among ${r.outcomes.length} routes`;
