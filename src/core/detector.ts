@@ -205,8 +205,9 @@ export class Detector {
   /**
    * Dev mode's load guard. Forced checkpoints cost far more under load than their own time: each
    * full GC drops code the app's hot paths were compiled against, and V8 recompiles it (measured
-   * at 2,000 req/s: dev mode added +86% to +159% CPU per request, nearly all of it checkpoints and
-   * the profiler). A developer's clicks and a demo's traffic run at tens of requests per second; a
+   * at 2,000 req/s, bench:overhead: dev mode added +123% to +359% CPU per request without this
+   * guard, +6% to +22% with it). A developer's clicks and a demo's traffic run at tens to hundreds
+   * of requests per second; a
    * load test at hundreds or thousands. Above `loadRate` the detector steps back: no checkpoint,
    * and the profiler stops (it costs a stack walk per sample). The first checkpoint after the load
    * charges everything the load kept to the routes it ran, through their request counts.
@@ -546,11 +547,12 @@ export class Detector {
     const w = this.window();
     const a = analyzeWindow(w);
     this.last = { checkpoints: a.checkpoints, heapScale: a.heapScale, dropped: a.dropped };
-    this.writeRoutes(a, w.sampled, w.sampledRuns);
+    this.writeRoutes(a, w);
     this.writeProcess(pts);
   }
 
-  private writeRoutes(a: WindowAnalysis, sampledSeries: number[][], sampledRuns: number[]): void {
+  private writeRoutes(a: WindowAnalysis, w: { sampled: number[][]; sampledRuns: number[] }): void {
+    const sampledSeries = w.sampled;
     const workers = this.monitor.options.workers;
     a.routes.forEach((ra, r) => {
       const stats = this.routeStats[r];
@@ -603,7 +605,7 @@ export class Detector {
       delete findings.dataDependence;
       if (this.samplingInterval > 0 && sampledSeries[r] !== undefined && sm !== undefined) {
         // The seed's third case: growth that follows the data rises and falls; a leak never falls back.
-        const dd = dataDependence(sampledSeries[r], { interval: this.samplingInterval, runs: sampledRuns });
+        const dd = dataDependence(sampledSeries[r], { interval: this.samplingInterval, runs: w.sampledRuns });
         if (dd !== undefined && v.verdict !== 'growing') {
           findings.dataDependent = true;
           findings.dataDependence = { roseBytes: dd.rose, fellBytes: dd.fell, highBytes: dd.high, lowBytes: dd.low };

@@ -32,20 +32,27 @@ function log(): { info(m: string): void; warn(m: string): void } {
 }
 
 /**
- * Dev defaults; dev without the sampling heap profiler; dev sampling every 4 or 8 KB; dev that
- * never steps back under load (`loadRate: 0`, the A/B of the load guard); production.
+ * The leakwatch variants and their options over the defaults: dev defaults; dev without the
+ * sampling heap profiler; dev sampling every 4 or 8 KB; dev that never steps back under load
+ * (`loadRate: 0`, the A/B of the load guard); dev with the guard engaged at the rates callgrind
+ * can drive (25–50 req/s: `loadRate: 5`), to count its steady per-request cost in instructions;
+ * production. `-nohold` variants also drop the Fastify hold (see withoutHold).
  */
+const LEAKWATCH_VARIANTS: Record<string, Record<string, unknown>> = {
+  'leakwatch-dev': {},
+  'leakwatch-dev-nosampling': { samplingInterval: 0 },
+  'leakwatch-dev-4096': { samplingInterval: 4096 },
+  'leakwatch-dev-8192': { samplingInterval: 8192 },
+  'leakwatch-dev-noguard': { loadRate: 0 },
+  'leakwatch-dev-nohold': {},
+  'leakwatch-dev-underload': { loadRate: 5 },
+  'leakwatch-dev-underload-nohold': { loadRate: 5 },
+  'leakwatch-dev-underload-nosampling': { loadRate: 5, samplingInterval: 0 },
+  'leakwatch-prod': { enabled: true },
+};
+
 function leakwatchOptions(variant: Variant): Record<string, unknown> {
-  if (variant === 'leakwatch-prod') return { enabled: true, logger: log() };
-  if (variant === 'leakwatch-dev-nosampling') return { logger: log(), samplingInterval: 0 };
-  if (variant === 'leakwatch-dev-4096') return { logger: log(), samplingInterval: 4096 };
-  if (variant === 'leakwatch-dev-8192') return { logger: log(), samplingInterval: 8192 };
-  if (variant === 'leakwatch-dev-noguard') return { logger: log(), loadRate: 0 };
-  // Dev defaults in the state a load test puts them in (the load guard engaged), at rates callgrind
-  // can drive (25–50 req/s): its steady per-request cost, counted in instructions.
-  if (variant === 'leakwatch-dev-underload' || variant === 'leakwatch-dev-underload-nohold') return { logger: log(), loadRate: 5 };
-  if (variant === 'leakwatch-dev-underload-nosampling') return { logger: log(), loadRate: 5, samplingInterval: 0 };
-  return { logger: log() };
+  return { logger: log(), ...LEAKWATCH_VARIANTS[variant] };
 }
 
 /**
@@ -60,21 +67,12 @@ async function expressApp(variant: Variant): Promise<() => Promise<number>> {
   const express = require('express');
   const app = express();
   const closers: Array<() => void> = [];
-  switch (variant) {
+  switch (variant in LEAKWATCH_VARIANTS ? 'leakwatch' : variant) {
     case 'bare': break;
-    case 'leakwatch-dev':
-    case 'leakwatch-dev-nosampling':
-    case 'leakwatch-dev-4096':
-    case 'leakwatch-dev-8192':
-    case 'leakwatch-dev-noguard':
-    case 'leakwatch-dev-underload':
-    case 'leakwatch-dev-underload-nohold':
-    case 'leakwatch-dev-underload-nosampling':
-    case 'leakwatch-dev-nohold':
-    case 'leakwatch-prod': {
+    case 'leakwatch': {
       const { leakwatch } = require('../../src/express/index');
       const mw = leakwatch(leakwatchOptions(variant));
-      if (variant === 'leakwatch-dev-nohold' || variant === 'leakwatch-dev-underload-nohold') withoutHold(mw.monitor);
+      if (variant.endsWith('-nohold')) withoutHold(mw.monitor);
       closers.push(() => mw.close());
       app.use(mw);
       break;
@@ -129,21 +127,12 @@ async function expressApp(variant: Variant): Promise<() => Promise<number>> {
 
 async function fastifyApp(variant: Variant): Promise<() => Promise<number>> {
   const fastify = require('fastify')({ logger: false, keepAliveTimeout: KEEP_ALIVE_MS });
-  switch (variant) {
+  switch (variant in LEAKWATCH_VARIANTS ? 'leakwatch' : variant) {
     case 'bare': break;
-    case 'leakwatch-dev':
-    case 'leakwatch-dev-nosampling':
-    case 'leakwatch-dev-4096':
-    case 'leakwatch-dev-8192':
-    case 'leakwatch-dev-noguard':
-    case 'leakwatch-dev-underload':
-    case 'leakwatch-dev-underload-nohold':
-    case 'leakwatch-dev-underload-nosampling':
-    case 'leakwatch-dev-nohold':
-    case 'leakwatch-prod': {
+    case 'leakwatch': {
       const { fastifyLeakwatch } = require('../../src/fastify/index');
       await fastify.register(fastifyLeakwatch, leakwatchOptions(variant));
-      if (variant === 'leakwatch-dev-nohold' || variant === 'leakwatch-dev-underload-nohold') withoutHold(fastify.leakwatch);
+      if (variant.endsWith('-nohold')) withoutHold(fastify.leakwatch);
       break;
     }
     case 'empty-close': {

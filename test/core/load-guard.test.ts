@@ -33,14 +33,20 @@ async function trickle(port: number, ms: number): Promise<void> {
   while (Date.now() < end) { await get(port, '/hit'); await sleep(100); }
 }
 
-test('dev mode steps back under load: no checkpoint and no heap profiler above loadRate, both back below it', async (t) => {
+/** An Express app with leakwatch in dev mode and one route, `GET /hit`; closed after the test. */
+async function serve(t: { after(fn: () => Promise<void>): void }, options: Record<string, unknown>): Promise<{ port: number; mw: ReturnType<typeof leakwatch> }> {
   const app = express();
-  const mw = leakwatch({ notice: false, mode: 'dev', autoProbe: false, loadRate: 100, checkpointIntervalMs: 200 });
+  const mw = leakwatch({ notice: false, mode: 'dev', autoProbe: false, ...options });
   app.use(mw);
   app.get('/hit', (_req, res) => { res.json({ ok: true }); });
   const server = http.createServer(app);
   const port = await listen(server);
   t.after(async () => { mw.close(); await close(server); });
+  return { port, mw };
+}
+
+test('dev mode steps back under load: no checkpoint and no heap profiler above loadRate, both back below it', async (t) => {
+  const { port, mw } = await serve(t, { loadRate: 100, checkpointIntervalMs: 200 });
   const m = mw.monitor;
   const det = m.features.detector as Detector;
   const load = m.processFindings.load;
@@ -92,13 +98,7 @@ test('dev mode steps back under load: no checkpoint and no heap profiler above l
 });
 
 test('loadRate: 0 never steps back', async (t) => {
-  const app = express();
-  const mw = leakwatch({ notice: false, mode: 'dev', autoProbe: false, loadRate: 0, samplingInterval: 0 });
-  app.use(mw);
-  app.get('/hit', (_req, res) => { res.json({ ok: true }); });
-  const server = http.createServer(app);
-  const port = await listen(server);
-  t.after(async () => { mw.close(); await close(server); });
+  const { port, mw } = await serve(t, { loadRate: 0, samplingInterval: 0 });
   const load = mw.monitor.processFindings.load;
   await flood(port, 2500, 8, () => false);
   assert.ok(load.requestsPerSecond > 100, `the rate is still measured (${load.requestsPerSecond}/s)`);
