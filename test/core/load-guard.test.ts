@@ -76,6 +76,8 @@ test('dev mode steps back under load: no checkpoint and no heap profiler above l
   const dReq = light1.requests - light0.requests;
   const dHeap = light1.heapSamples - light0.heapSamples;
   assert.ok(dReq > 100 && dHeap <= dReq / 4, `heap deltas on ${dHeap} of ${dReq} requests under load`);
+  const tickMs = (): number => (det as unknown as { timer: { _idleTimeout: number } }).timer._idleTimeout;
+  assert.equal(tickMs(), 250, 'the detector wakes up less often while it only watches the rate');
   assert.equal(page.status, 200);
   assert.match(page.body, /id="load-guard"[^>]*>Under load \([\d,]+ requests\/s/, 'the dashboard says why detection paused');
   assert.equal(api.json().findings.load.active, true);
@@ -87,6 +89,7 @@ test('dev mode steps back under load: no checkpoint and no heap profiler above l
   assert.equal(load.active, false, `read ${load.requestsPerSecond}/s`);
   assert.equal(heapSampler.active, true, 'the profiler is back');
   assert.ok(det.taken > takenAtLoad, 'checkpoints resumed');
+  assert.equal(tickMs(), 25);
   const after = det.window();
   assert.ok(after.sampledRuns.includes(1), 'readings after the load belong to a new profiler run');
   assert.equal(load.episodes, 1);
