@@ -17,7 +17,9 @@ function every10th(): { fn: () => number; kept: string[] } {
 test('a leak every 10th call is read over five whole periods, near its truth', async () => {
   const { fn } = every10th();
   const r = await leakTest(fn, { iterations: 30, objects: false });
-  assert.equal(r.verdict, 'leaking', r.reason);
+  // The series goes into the message: this read "stable, 0 B" once in a Node 24 CI run (not
+  // reproduced in 80 runs since), and the series is what tells why.
+  assert.equal(r.verdict, 'leaking', `${r.reason}; ${r.measuredIterations} measured: ${r.bytesPerIterationSeries.join(' ')}`);
   assert.equal(r.period, 10, r.bytesPerIterationSeries.join(' '));
   assert.equal(r.iterations, 30);
   assert.equal(r.measuredIterations, 50);
