@@ -119,9 +119,11 @@ export class Detector {
   /** Whether this detector holds the profiler now (it lets go while under load), and its run. */
   private samplerHeld = false;
   private samplerRun = 0;
-  /** The load guard's rate window. */
+  /** The load guard's rate window, and the last tick's count (the short view of the rate). */
   private rateAt = 0;
   private rateTotal = 0;
+  private tickAt = 0;
+  private tickTotal = 0;
   /** ms spent reading sampling profiles, and in the last checkpoint. */
   profileMs = 0;
   private lastProfileMs = 0;
@@ -263,6 +265,14 @@ export class Detector {
     if (since === 0) return;
     const now = performance.now();
     const elapsed = now - this.lastAt;
+    // A load test may have begun before the guard's one-second window can judge it: when the
+    // requests since the last tick already came faster than loadRate, wait for the window rather
+    // than force a GC into the first second of the load.
+    const limit = this.monitor.options.loadRate;
+    const recent = ((rec.totalRequests - this.tickTotal) * 1000) / Math.max(now - this.tickAt, TICK_MS);
+    this.tickAt = now;
+    this.tickTotal = rec.totalRequests;
+    if (limit > 0 && recent > limit) return;
     // The profile read is main-thread work with no GC aftermath: charged once, not CPU_AFTERMATH times.
     const cpu = Math.max(0, this.lastCpuMs - this.lastProfileMs) * CPU_AFTERMATH + this.lastProfileMs;
     const minGap = Math.max(TICK_MS, this.lastCostMs / BUDGET, cpu / CPU_BUDGET);

@@ -58,8 +58,13 @@ test('dev mode steps back under load: no checkpoint and no heap profiler above l
   const before = det.window();
   assert.ok(before.sampledRuns.every((r) => r === 0));
 
-  // Flat out until the guard engages (it judges one-second windows).
+  // Flat out until the guard engages (it judges one-second windows). Meanwhile no checkpoint may
+  // force a GC into the load: requests since the last one already arrive too fast (at most one can
+  // have started on a tick that saw only the trickle; without the check, checkpoints ran every
+  // 125–400 ms here).
+  const takenBefore = det.taken;
   const sent = await flood(port, 5000, 8, () => load.active);
+  assert.ok(det.taken - takenBefore <= 1, `${det.taken - takenBefore} checkpoints in the first second of the load`);
   assert.equal(load.active, true, `${sent} requests flat out must engage the guard (last window ${load.requestsPerSecond}/s)`);
   assert.ok(load.requestsPerSecond > 100);
   assert.equal(load.episodes, 1);
