@@ -209,22 +209,22 @@ export class Detector {
     this.monitor.processFindings.load.active = false;
   }
 
-  /**
-   * Dev mode's load guard. Forced checkpoints cost far more under load than their own time: each
-   * full GC drops code the app's hot paths were compiled against, and V8 recompiles it (measured
-   * at 2,000 req/s, bench:overhead: dev mode added +123% to +359% CPU per request without this
-   * guard, +6% to +22% with it). A developer's clicks and a demo's traffic run at tens to hundreds
-   * of requests per second; a
-   * load test at hundreds or thousands. Above `loadRate` the detector steps back: no checkpoint,
-   * and the profiler stops (it costs a stack walk per sample). The first checkpoint after the load
-   * charges everything the load kept to the routes it ran, through their request counts.
-   */
   private schedule(ms: number): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = setInterval(() => this.tick(), ms);
     this.timer.unref();
   }
 
+  /**
+   * Dev mode's load guard. Forced checkpoints cost far more under load than their own time: each
+   * full GC drops code the app's hot paths were compiled against, and V8 recompiles it (measured
+   * at 2,000 req/s, bench:overhead: dev mode added +123% to +359% CPU per request without this
+   * guard, +6% to +22% with it). A developer's clicks and a demo's traffic run at tens to hundreds
+   * of requests per second; a load test at hundreds or thousands. Above `loadRate` the detector
+   * steps back: no checkpoint, and the profiler stops (it costs a stack walk per sample). The
+   * first checkpoint after the load charges everything the load kept to the routes it ran,
+   * through their request counts.
+   */
   private watchLoad(now: number): void {
     const dt = now - this.rateAt;
     if (dt < RATE_WINDOW_MS) return;
@@ -468,13 +468,10 @@ export class Detector {
   private readSampled(slot: number): void {
     const att = this.monitor.attribution;
     if (this.samplingInterval === 0 || att === undefined) return;
-    if (!this.samplerHeld) {
-      for (const ring of this.sampled) if (ring !== undefined) ring[slot] = NaN;
-      return;
-    }
-    // Every other checkpoint: a read costs about as much as the forced GC (12–20 ms here), and
-    // the estimate rests on total growth over total requests, not on the number of readings.
-    if (this.monitor.options.mode === 'dev' && ++this.sinceProfile < PROFILE_EVERY) {
+    // No reading while the load guard has the profiler stopped, and otherwise at every other
+    // checkpoint: a read costs about as much as the forced GC (12–20 ms here), and the estimate
+    // rests on total growth over total requests, not on the number of readings.
+    if (!this.samplerHeld || (this.monitor.options.mode === 'dev' && ++this.sinceProfile < PROFILE_EVERY)) {
       // No reading at this checkpoint: clear the slot, or the ring would still hold the reading
       // taken WINDOW checkpoints ago and interleave it with the fresh ones.
       for (const ring of this.sampled) if (ring !== undefined) ring[slot] = NaN;

@@ -41,8 +41,8 @@ function samplingInterval(o: LeakwatchOptions, mode: 'dev' | 'production'): numb
   const v = o.samplingInterval;
   // 2048 in dev: at 8192 the estimate of a leak of 1 KB/request or more after ~300 of its requests
   // missed the truth by more than 25% in 4 of 80 bench:detect estimates (about 38 samples of a
-  // 1 KB leak, a 16% standard error); at 2048 none of 64 did. The cost of the finer interval falls on allocation-heavy routes, and
-  // under load the profiler stops anyway (loadRate).
+  // 1 KB leak, a 16% standard error); at 2048 none of 64 did. The cost of the finer interval falls
+  // on allocation-heavy routes, and under load the profiler stops anyway (loadRate).
   if (v === undefined) return mode === 'dev' ? 2048 : 0;
   // V8 accepts any positive interval; below 1 KB the profiler's own cost dominates every allocation.
   if (typeof v !== 'number' || !Number.isInteger(v) || (v !== 0 && (v < 1024 || v > 1 << 24))) {

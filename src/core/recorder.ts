@@ -150,14 +150,15 @@ export class Recorder {
     /** Production mode: replay samples and globals checks on sampled requests only (see start/finish). */
     private lean = heapSampled,
   ) {
-    this.baseLight = heapSampled;
+    this.base = { heapSampled, lean };
     const names = globalNames();
     this.knownGlobals = new Set(names);
     this.initialGlobals = new Set(names);
     this.globalCount = names.length;
   }
 
-  private readonly baseLight: boolean;
+  /** The constructor's settings, which `light(false)` puts back. */
+  private readonly base: { heapSampled: boolean; lean: boolean };
 
   /**
    * Dev mode under load (the detector's load guard): record as production mode does, heap deltas
@@ -166,8 +167,8 @@ export class Recorder {
    * plenty, and the two V8 heap reads were most of the recorder's cost (bench:hotpath).
    */
   light(on: boolean): void {
-    this.heapSampled = on || this.baseLight;
-    this.lean = this.heapSampled;
+    this.heapSampled = on || this.base.heapSampled;
+    this.lean = on || this.base.lean;
   }
 
   /** Globals that appeared since leakwatch started, in order of discovery. */

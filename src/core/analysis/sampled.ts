@@ -52,7 +52,6 @@ export interface SampledCoefficient extends Coefficient {
 export function fitSampled(bytes: ArrayLike<number>, counts: ArrayLike<number>, o: SampledOptions, from = 0, to = bytes.length - 1): SampledCoefficient | undefined {
   const dB: number[] = [];
   const dN: number[] = [];
-  let first = -1;
   let prev = -1;
   let pendB = 0;
   let pendN = 0;
@@ -62,7 +61,7 @@ export function fitSampled(bytes: ArrayLike<number>, counts: ArrayLike<number>, 
   for (let i = Math.max(0, from); i <= to && i < bytes.length; i++) {
     if (!Number.isFinite(bytes[i])) continue;
     readings++;
-    if (prev < 0) { first = i; prev = i; continue; }
+    if (prev < 0) { prev = i; continue; }
     if (runs !== undefined && runs[i] !== runs[prev]) { prev = i; continue; }
     // An interval without requests of this route folds into the next one: bytes can only be
     // born during the route's own requests, and a division by zero requests has no meaning.
@@ -72,7 +71,7 @@ export function fitSampled(bytes: ArrayLike<number>, counts: ArrayLike<number>, 
     prev = i;
     if (pendN > 0) { dB.push(pendB); dN.push(pendN); pendB = 0; pendN = 0; }
   }
-  if (readings < 3 || first < 0) return undefined;
+  if (readings < 3) return undefined;
   let sumN = 0;
   for (const n of dN) sumN += n;
   if (sumN <= 0) return undefined;
