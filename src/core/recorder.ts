@@ -4,6 +4,7 @@ import { Ring } from './ring';
 import { gcWatch } from './gcwatch';
 import type { CapturedRequest, RetentionEstimate, Verdict } from './types';
 import { DeltaHistogram } from './metrics/histogram';
+import { prop } from './prop';
 
 /** Route label for requests no route matched (404s): one bucket per method, never one per URL. */
 export const UNMATCHED = '(unmatched)';
@@ -218,9 +219,10 @@ export class Recorder {
 
   /**
    * Records a finished request. `route` is the template (or UNMATCHED). `req` is kept as the
-   * route's replay sample when given.
+   * route's replay sample when given, with `body`, or with `bodyOf(req)` when that is given: read
+   * only when a sample is kept (one request in `sampleEvery` in production mode).
    */
-  finish(state: RequestState, method: string, route: string, status: number, aborted: boolean, req?: IncomingMessage, body?: unknown): RouteStats {
+  finish(state: RequestState, method: string, route: string, status: number, aborted: boolean, req?: IncomingMessage, body?: unknown, bodyOf?: (req: IncomingMessage) => unknown): RouteStats {
     const t1 = performance.now();
     const hs = state.heap0 >= 0 ? v8.getHeapStatistics() : undefined;
     this.inFlight = this.inFlight > 0 ? this.inFlight - 1 : 0;
@@ -250,7 +252,7 @@ export class Recorder {
     // Production mode keeps a replay sample from sampled requests only (and from a route's first):
     // a sample is as good as the last one for a probe, and capture() read six properties of the
     // request and its socket on every request (callgrind: ~350 instructions in capture alone).
-    if (req !== undefined && (state.sampled || !this.lean || stats.lastRequest === undefined)) this.capture(stats, req, body, t1);
+    if (req !== undefined && (state.sampled || !this.lean || stats.lastRequest === undefined)) this.capture(stats, req, bodyOf !== undefined ? bodyOf(req) : body, t1);
     if (this.onFinish !== undefined) this.onFinish(stats, state);
     return stats;
   }
@@ -318,23 +320,26 @@ export class Recorder {
   }
 
   private capture(stats: RouteStats, req: IncomingMessage, body: unknown, at: number): void {
+    // Keyed reads: Express's req has a new hidden class on every request (prop.ts).
+    const headers = prop<IncomingMessage['headers']>(req, 'headers');
     // The header lookup (a dictionary-mode object) only when there is a body to keep.
-    const keepBody = body !== undefined && Number(req.headers['content-length'] ?? 0) <= this.captureBodyLimit;
-    const url = (req as { originalUrl?: string }).originalUrl ?? req.url ?? '/';
+    const keepBody = body !== undefined && Number(headers['content-length'] ?? 0) <= this.captureBodyLimit;
+    const url = prop<string | undefined>(req, 'originalUrl') ?? prop<string | undefined>(req, 'url') ?? '/';
+    const method = prop<string | undefined>(req, 'method') ?? 'GET';
     // Where the probe replays it: the socket's local end (Node caches getsockname per socket).
-    const sock = req.socket as (IncomingMessage['socket'] & { encrypted?: boolean }) | undefined;
+    const sock = prop<(IncomingMessage['socket'] & { encrypted?: boolean }) | undefined>(req, 'socket');
     // Express leaves the matched Route on req.route: the probe lists its handlers' closures.
-    const handlerRef = (req as { route?: unknown }).route;
+    const handlerRef = prop(req, 'route');
     const last = stats.lastRequest;
     if (last === undefined) {
       stats.lastRequest = {
-        method: req.method ?? 'GET', url, headers: req.headers, body: keepBody ? body : undefined, at,
+        method, url, headers, body: keepBody ? body : undefined, at,
         localPort: sock?.localPort, localAddress: sock?.localAddress, tls: sock?.encrypted === true, handlerRef,
       };
     } else {
-      last.method = req.method ?? 'GET';
+      last.method = method;
       last.url = url;
-      last.headers = req.headers;
+      last.headers = headers;
       last.body = keepBody ? body : undefined;
       last.at = at;
       last.localPort = sock?.localPort;

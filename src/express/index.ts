@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { EventEmitter } from 'node:events';
 import { LeakMonitor } from '../core/monitor';
 import { UNMATCHED } from '../core/recorder';
 import type { RequestState } from '../core/recorder';
@@ -6,6 +7,7 @@ import type { LeakwatchOptions } from '../core/types';
 import { expressTemplate } from './template';
 import { announce } from '../core/notice';
 import { NOT_TRIED } from '../core/attribution';
+import { prop } from '../core/prop';
 
 export type { LeakwatchOptions } from '../core/types';
 
@@ -34,6 +36,27 @@ export interface LeakwatchMiddleware {
   /** Stops every timer and inspector session leakwatch started. */
   close(): void;
 }
+
+/**
+ * Express gives `req` and `res` a new hidden class on every request, so every named property read
+ * from them misses V8's inline caches (see core/prop.ts). The per-request reads below go through
+ * `prop()`, or avoid the object altogether.
+ */
+const addListener = (res: ServerResponse, event: string, fn: (this: ServerResponse) => void): void => {
+  // `res.on` is EventEmitter's (ServerResponse overrides none of it); calling it from the
+  // prototype skips one such read. A patched EventEmitter.prototype.on is still the one called.
+  EventEmitter.prototype.on.call(res, event, fn);
+};
+
+/** The app whose middleware stack `req` is in: Express's `req.app` lives on `app.request`, req's prototype. */
+function appOf(req: ExpressReq): ExpressReq['app'] {
+  const proto = Object.getPrototypeOf(req) as { app?: unknown } | null;
+  const app = proto !== null && Object.prototype.hasOwnProperty.call(proto, 'app') ? proto.app : prop(req, 'app');
+  return app as ExpressReq['app'];
+}
+
+/** Read only when the request is kept as a replay sample (see Recorder.finish). */
+const bodyOf = (req: IncomingMessage): unknown => prop(req, 'body');
 
 function routerOf(app: ExpressReq['app']): unknown {
   if (!app) return undefined;
@@ -86,11 +109,14 @@ export function leakwatch(options?: LeakwatchOptions): LeakwatchMiddleware {
     try {
       const req = p.req;
       const template = expressTemplate(req, p.router, p.mountPath);
-      const aborted = !res.writableEnded;
+      // `finished` is the field behind the `writableEnded` getter, which a keyed read cannot see
+      // through without the runtime; the getter serves where the field is missing.
+      const ended = prop<boolean | undefined>(res, 'finished');
+      const aborted = !(ended ?? prop<boolean>(res, 'writableEnded'));
       // No holdLast here (see LeakMonitor.holdsLast): holding Express's req and res cut dev mode's
       // added CPU only from +106% to +86% per request, and made the probe misread a route in 2 of
       // 20 Node 24 runs of the Express probe tests.
-      const stats = monitor.finish(p.state, req.method ?? 'GET', template ?? UNMATCHED, res.statusCode, aborted, req, req.body);
+      const stats = monitor.finish(p.state, prop<string | undefined>(req, 'method') ?? 'GET', template ?? UNMATCHED, prop<number>(res, 'statusCode'), aborted, req, undefined, bodyOf);
       // Once per route: put the sampling profiler's trampoline in front of its handlers.
       if (stats !== undefined && stats.attributionId === NOT_TRIED && monitor.attribution !== undefined) {
         monitor.attribution.wrapExpressRoute(stats, req.route, req.method);
@@ -104,10 +130,10 @@ export function leakwatch(options?: LeakwatchOptions): LeakwatchMiddleware {
     const state = monitor.start();
     if (state !== undefined) {
       try {
-        pending.set(res, { state, req, mountPath: req.baseUrl ?? '', router: routerFor(req.app) });
-        res.on('close', onResponseDone);
+        pending.set(res, { state, req, mountPath: prop<string | undefined>(req, 'baseUrl') ?? '', router: routerFor(appOf(req)) });
+        addListener(res, 'close', onResponseDone);
         // A response driven outside an http.Server (a test's own socket) may emit 'finish' only.
-        if ((req.socket as { server?: unknown } | null)?.server === undefined) res.on('finish', onResponseDone);
+        if (prop<{ server?: unknown } | null>(req, 'socket')?.server === undefined) addListener(res, 'finish', onResponseDone);
       } catch (e) {
         monitor.recorder.abandon();
         monitor.fault(e);
@@ -119,7 +145,7 @@ export function leakwatch(options?: LeakwatchOptions): LeakwatchMiddleware {
   const middleware = function leakwatchMiddleware(req: ExpressReq, res: ServerResponse, next: (err?: unknown) => void): void {
     if (!monitor.options.enabled) { next(); return; }
     let own = false;
-    try { own = monitor.isOwnPath(req.url); } catch (e) { monitor.fault(e); }
+    try { own = monitor.isOwnPath(prop<string | undefined>(req, 'url')); } catch (e) { monitor.fault(e); }
     if (own) {
       const saved = req.url;
       void monitor.handle(req, res, { clientIp: req.ip, body: req._body ? req.body : undefined, base: req.baseUrl ?? '' })

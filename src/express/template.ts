@@ -8,6 +8,8 @@
  * which is synchronous and so cannot interleave with Express's own dispatch.
  */
 
+import { prop } from '../core/prop';
+
 interface LayerLike {
   route?: { path?: unknown };
   handle?: { stack?: unknown };
@@ -95,9 +97,10 @@ const cache = new WeakMap<object, Map<string, string>>();
  * `mountPath` is `req.baseUrl` when leakwatch's middleware ran: non-empty inside a sub-app.
  */
 export function expressTemplate(req: { route?: { path?: unknown }; baseUrl?: string; originalUrl?: string; url?: string }, router: unknown, mountPath: string): string | undefined {
-  const route = req.route;
+  // Keyed reads: Express's req has a new hidden class on every request (core/prop.ts).
+  const route = prop<{ path?: unknown } | undefined | null>(req, 'route');
   if (route === undefined || route === null) return undefined;
-  const baseUrl = req.baseUrl ?? '';
+  const baseUrl = prop<string | undefined>(req, 'baseUrl') ?? '';
   // Mounts without parameters give one baseUrl per route, so this cache almost always hits;
   // it is bounded per route so that mounts with parameters cannot grow it.
   let perRoute = cache.get(route);

@@ -51,8 +51,32 @@ const LEAKWATCH_VARIANTS: Record<string, Record<string, unknown>> = {
   'leakwatch-prod': { enabled: true },
 };
 
+/**
+ * Diagnosis: LEAKWATCH_DIAG_CLOSE=detector,metrics,… closes those features of the monitor once
+ * mounted, and `gc` in the list releases the GC observer, to bisect what costs what.
+ */
+function diagnose(monitor: { features: Record<string, { close?(): void }> }): void {
+  for (const name of (process.env.LEAKWATCH_DIAG_CLOSE ?? '').split(',').filter((n) => n !== '')) {
+    if (name === 'gc') (require('../../src/core/gcwatch') as typeof import('../../src/core/gcwatch')).gcWatch.release();
+    else if (name === 'closedflag') (monitor.features.detector as unknown as { closed: boolean }).closed = true;
+    else if (name === 'gclisten') (monitor.features.detector as unknown as { offGc?: () => void }).offGc?.();
+    else if (name === 'warning') process.off('warning', (monitor.features.detector as unknown as { warningListener: () => void }).warningListener);
+    else monitor.features[name]?.close?.();
+  }
+}
+
 function leakwatchOptions(variant: Variant): Record<string, unknown> {
   return { logger: log(), ...LEAKWATCH_VARIANTS[variant] };
+}
+
+/**
+ * `leakwatch-…@/path/to/checkout`: the same variant with leakwatch loaded from another checkout's
+ * build (its `dist/`), so that two commits can be compared side by side in one run.
+ */
+function splitVariant(v: Variant): { variant: Variant; adapters: string } {
+  const at = v.indexOf('@');
+  if (at < 0) return { variant: v, adapters: path.join(__dirname, '..', '..', 'src') };
+  return { variant: v.slice(0, at), adapters: path.join(v.slice(at + 1), 'dist', 'src') };
 }
 
 /**
@@ -63,16 +87,18 @@ function withoutHold(monitor: { holdsLast: boolean }): void {
   Object.defineProperty(monitor, 'holdsLast', { value: false });
 }
 
-async function expressApp(variant: Variant): Promise<() => Promise<number>> {
+async function expressApp(full: Variant): Promise<() => Promise<number>> {
+  const { variant, adapters } = splitVariant(full);
   const express = require('express');
   const app = express();
   const closers: Array<() => void> = [];
   switch (variant in LEAKWATCH_VARIANTS ? 'leakwatch' : variant) {
     case 'bare': break;
     case 'leakwatch': {
-      const { leakwatch } = require('../../src/express/index');
+      const { leakwatch } = require(path.join(adapters, 'express', 'index'));
       const mw = leakwatch(leakwatchOptions(variant));
       if (variant.endsWith('-nohold')) withoutHold(mw.monitor);
+      diagnose(mw.monitor);
       closers.push(() => mw.close());
       app.use(mw);
       break;
@@ -125,14 +151,16 @@ async function expressApp(variant: Variant): Promise<() => Promise<number>> {
   });
 }
 
-async function fastifyApp(variant: Variant): Promise<() => Promise<number>> {
+async function fastifyApp(full: Variant): Promise<() => Promise<number>> {
+  const { variant, adapters } = splitVariant(full);
   const fastify = require('fastify')({ logger: false, keepAliveTimeout: KEEP_ALIVE_MS });
   switch (variant in LEAKWATCH_VARIANTS ? 'leakwatch' : variant) {
     case 'bare': break;
     case 'leakwatch': {
-      const { fastifyLeakwatch } = require('../../src/fastify/index');
+      const { fastifyLeakwatch } = require(path.join(adapters, 'fastify', 'index'));
       await fastify.register(fastifyLeakwatch, leakwatchOptions(variant));
       if (variant.endsWith('-nohold')) withoutHold(fastify.leakwatch);
+      diagnose(fastify.leakwatch);
       break;
     }
     case 'empty-close': {
@@ -169,17 +197,72 @@ async function fastifyApp(variant: Variant): Promise<() => Promise<number>> {
   };
 }
 
+const noop = (): void => {};
+
+/**
+ * Diagnosis without leakwatch: what dev mode does, one piece at a time. `gcflag` sets
+ * --expose-gc at run time, `context` makes a second V8 context, `gc` forces a full GC every
+ * 200 ms the way checkpoints do (through src/core/gc.ts, so both of the above as well).
+ */
+function bareDiagnosis(what: string | undefined): void {
+  if (what === 'gcflag') require('node:v8').setFlagsFromString('--expose-gc');
+  else if (what === 'context') require('node:vm').runInNewContext('1');
+  else if (what === 'gc') {
+    const { forceFullGc } = require('../../src/core/gc') as typeof import('../../src/core/gc');
+    setInterval(forceFullGc, 200).unref();
+  } else if (what === 'gc3s') {
+    const { forceFullGc } = require('../../src/core/gc') as typeof import('../../src/core/gc');
+    const t = setInterval(forceFullGc, 200);
+    setTimeout(() => clearInterval(t), 3000);
+  } else if (what === 'gc3s-hold') {
+    // The same, holding one process.nextTick() object across the GCs (see LeakMonitor).
+    process.nextTick(() => { (globalThis as { __held?: unknown }).__held = require('node:async_hooks').executionAsyncResource(); });
+    const { forceFullGc } = require('../../src/core/gc') as typeof import('../../src/core/gc');
+    const t = setInterval(forceFullGc, 200);
+    setTimeout(() => clearInterval(t), 3000);
+  } else if (what === 'gc5') {
+    const { forceFullGc } = require('../../src/core/gc') as typeof import('../../src/core/gc');
+    let n = 0;
+    const t = setInterval(() => { forceFullGc(); if (++n === 5) clearInterval(t); }, 200);
+  } else if (what === 'natural') {
+    // Natural mark-compacts: keep ~150 MB alive for a while, then let it go.
+    let keep: unknown[] = [];
+    let n = 0;
+    const t = setInterval(() => {
+      for (let i = 0; i < 2000; i++) keep.push({ a: i, b: String(i), c: [i] });
+      if (++n % 100 === 0) keep = [];
+      if (n === 400) clearInterval(t);
+    }, 5);
+  }
+}
+
 async function main(): Promise<void> {
   const [framework, variant] = process.argv.slice(2);
   const listen = framework === 'express' ? await expressApp(variant) : framework === 'fastify' ? await fastifyApp(variant) : undefined;
   if (listen === undefined) throw new Error(`unknown framework ${framework}`);
   const port = await listen();
+  bareDiagnosis(process.env.LEAKWATCH_DIAG_BARE);
   process.stdout.write(`PORT ${port}\n`);
   const rl = readline.createInterface({ input: process.stdin });
   rl.on('line', (line) => {
     if (line.trim() === 'cpu') {
       const u = process.cpuUsage();
       process.stdout.write(`CPU ${u.user} ${u.system}\n`);
+    } else if (line.trim() === 'nexttick') {
+      // Diagnosis: the cost of one process.nextTick() in this process's current JIT state (its
+      // literal can be stuck in V8's runtime; see README, Performance). Small batches, drained
+      // in between, so that no scavenge lands in a timed batch; the median batch.
+      void (async () => {
+        const per: number[] = [];
+        for (let b = 0; b < 200; b++) {
+          const t0 = process.hrtime.bigint();
+          for (let i = 0; i < 200; i++) process.nextTick(noop);
+          per.push(Number(process.hrtime.bigint() - t0) / 200);
+          await new Promise((r) => setImmediate(r));
+        }
+        per.sort((a, b) => a - b);
+        process.stdout.write(`NEXTTICK ${per[per.length >> 1].toFixed(1)}\n`);
+      })();
     }
   });
   rl.on('close', () => process.exit(0));

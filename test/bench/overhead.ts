@@ -9,6 +9,10 @@
  *   driven from outside at a fixed rate; instructions per request = (I(2N) − I(N)) / N, each I read
  *   by `callgrind_control -d` after a warm-up, so start-up and warm-up cancel out.
  * Two workloads: `GET /hello/:name` (JSON) and `GET /alloc/:name` (the same after ~50 KB of garbage).
+ * `--variants a,b,…` picks variants (bare always runs); `leakwatch-dev@/path/to/checkout` runs a
+ * variant with another checkout's build, to compare two commits in one run.
+ * Diagnosis: LEAKWATCH_NODE_FLAGS adds node flags to every server (`--perf-basic-prof` names JIT
+ * code in kept callgrind dumps, LEAKWATCH_KEEP_CALLGRIND=1); overhead-app.ts lists its own.
  * Prints Markdown tables and writes the raw figures to bench-results/overhead-<time>.json.
  */
 import http from 'node:http';
@@ -203,7 +207,11 @@ const key = (c: Config): string => `${c.framework}/${c.variant}`;
 async function main(): Promise<void> {
   const o = args();
   const t0 = Date.now();
-  const configs = CONFIGS.filter((c) => (o.only === undefined || c.framework === o.only) && (o.variants === undefined || c.variant === 'bare' || o.variants.includes(c.variant)));
+  // `variant@/path/to/checkout` runs a known variant with another checkout's build (overhead-app.ts).
+  const elsewhere = (o.variants ?? []).filter((v) => v.includes('@')).flatMap((v) => CONFIGS
+    .filter((c) => c.variant === v.slice(0, v.indexOf('@')))
+    .map((c) => ({ ...c, variant: v })));
+  const configs = [...CONFIGS, ...elsewhere].filter((c) => (o.only === undefined || c.framework === o.only) && (o.variants === undefined || c.variant === 'bare' || o.variants.includes(c.variant)));
   const command = `npm run bench:overhead${process.argv.length > 2 ? ' -- ' + process.argv.slice(2).join(' ') : ''}`;
   let commit = '';
   try { commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: repoRoot }).toString().trim(); } catch { /* not a checkout */ }

@@ -37,6 +37,10 @@ function totalsOf(file: string): number {
 export async function startServer(framework: string, variant: string, opts: StartOptions = {}): Promise<ServerProc> {
   const env = { ...process.env, ...(opts.env ?? {}) };
   if (!opts.env?.NODE_ENV) delete env.NODE_ENV;
+  // Diagnosis: extra node flags for every server, e.g. LEAKWATCH_NODE_FLAGS=--perf-basic-prof names
+  // JIT code in callgrind dumps through /tmp/perf-<pid>.map.
+  const extra = (process.env.LEAKWATCH_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '');
+  opts = { ...opts, nodeFlags: [...(opts.nodeFlags ?? []), ...extra] };
   let child: ChildProcess;
   if (opts.callgrindDir !== undefined) {
     fs.mkdirSync(opts.callgrindDir, { recursive: true });

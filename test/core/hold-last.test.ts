@@ -4,9 +4,11 @@ import http from 'node:http';
 import express from 'express';
 import Fastify from 'fastify';
 import type { AddressInfo } from 'node:net';
+import v8 from 'node:v8';
+import { executionAsyncResource } from 'node:async_hooks';
 import { leakwatch } from '../../src/express/index';
 import { fastifyLeakwatch } from '../../src/fastify/index';
-import type { LeakMonitor } from '../../src/core/monitor';
+import { createMonitor, type LeakMonitor } from '../../src/core/monitor';
 import { forceFullGc } from '../../src/core/gc';
 import { close, get, listen } from '../helpers';
 
@@ -70,4 +72,33 @@ test('regression (dev-mode deoptimizations): Fastify dev mode holds the last req
   monitor.close();
   await settleAndCollect();
   assert.ok(refs[2].deref() === undefined && refs[3].deref() === undefined, 'close() releases the last one too');
+});
+
+/** The current queue entry, read inside a process.nextTick() callback. */
+function tickEntry(): Promise<object> {
+  return new Promise((resolve) => { process.nextTick(() => resolve(executionAsyncResource())); });
+}
+
+test('regression (process.nextTick on the runtime path): dev mode holds one nextTick entry, so a checkpoint\'s GCs keep its hidden class; production and close() hold none', async () => {
+  // V8's own check, enabled at run time for functions compiled from here on.
+  v8.setFlagsFromString('--allow-natives-syntax');
+  const sameMap = new Function('a', 'b', 'return %HaveSameMap(a, b)') as (a: object, b: object) => boolean;
+  const prod = createMonitor({ notice: false, mode: 'production', enabled: true });
+  const dev = createMonitor({ notice: false, mode: 'dev', enabled: true, autoProbe: false, samplingInterval: 0, checkpointIntervalMs: 3_600_000 });
+  try {
+    await new Promise((r) => setImmediate(r));
+    const held = (dev as unknown as { tickEntry: object | undefined }).tickEntry;
+    assert.ok(held !== undefined, 'dev mode holds an entry');
+    assert.equal(typeof (held as { callback?: unknown }).callback, 'function', 'the entry is a nextTick queue entry');
+    assert.equal((prod as unknown as { tickEntry: unknown }).tickEntry, undefined, 'production mode holds none');
+    // What a checkpoint does: full GCs with no other entry alive. The next entry still follows the
+    // held one's hidden classes, which is what keeps the literal's feedback monomorphic.
+    for (let i = 0; i < 3; i++) forceFullGc();
+    assert.ok(sameMap(held!, await tickEntry()), 'a new entry has the held entry\'s hidden class after full GCs');
+    dev.close();
+    assert.equal((dev as unknown as { tickEntry: unknown }).tickEntry, undefined, 'close() lets go');
+  } finally {
+    dev.close();
+    prod.close();
+  }
 });
