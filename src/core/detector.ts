@@ -1,7 +1,7 @@
 import v8 from 'node:v8';
 import type { LeakMonitor } from './monitor';
 import type { RouteStats } from './recorder';
-import { forceFullGc } from './gc';
+import { forceFullGc, liveDataHeap } from './gc';
 import { gcWatch, type GcEvent } from './gcwatch';
 import { analyzeWindow, type CheckpointWindow, type WindowAnalysis } from './analysis/checkpoints';
 import { fitLine } from './analysis/regression';
@@ -62,18 +62,6 @@ const ISOLATE_ROUTES = 64;
 export const CONFIRM = 3;
 
 const NO_READINGS: number[] = [];
-
-const CODE_SPACES = new Set(['code_space', 'code_large_object_space', 'read_only_space']);
-
-/**
- * Live JS heap without the code spaces: JIT code comes and goes by hundreds of KB as functions
- * are (re)optimised, which is noise for "does this route keep data", measured at 150–200 KB spikes.
- */
-function liveDataHeap(): number {
-  let sum = 0;
-  for (const s of v8.getHeapSpaceStatistics()) if (!CODE_SPACES.has(s.space_name)) sum += s.space_used_size;
-  return sum;
-}
 
 interface Point {
   at: number;

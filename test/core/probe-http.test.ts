@@ -55,7 +55,7 @@ test('Express: probes replay the recorded request on loopback and tell leaks fro
 
   await traffic(port, ['/zoo/interval', '/zoo/transient', '/zoo/global-var', '/zoo/hello/ada'], 40);
 
-  await t.test('a Timeout-per-request leak: leaking, ~1 Timeout per iteration, retainer path, scope diff; a held request gets through', async () => {
+  await t.test('a Timeout-per-request leak: leaking, ~1 Timeout per iteration, retainer path, scope diff; a held request gets through', async (t) => {
     const probing = postJson(port, API, { method: 'GET', route: '/zoo/interval', iterations: 30 });
     // While it runs: progress, 409 for a second probe, and an app request that waits at the gate.
     await new Promise((r) => setTimeout(r, 150));
@@ -72,7 +72,9 @@ test('Express: probes replay the recorded request on loopback and tell leaks fro
     assert.equal(rep.verdict, 'leaking');
     assert.equal(rep.iterations, 30);
     const truth = 1298;
-    assert.ok(Math.abs(rep.retainedBytesPerIteration - truth) < truth * 0.15, `read ${rep.retainedBytesPerIteration}`);
+    t.diagnostic(`interval probe: ${rep.retainedBytesPerIteration} B/iteration; series ${rep.bytesPerIterationSeries.join(' ')}; excluded ${rep.excludedIterations.join(' ')}; warm-up ${rep.warmup}+${rep.extraWarmup}`);
+    assert.ok(Math.abs(rep.retainedBytesPerIteration - truth) < truth * 0.15,
+      `read ${rep.retainedBytesPerIteration}; series ${rep.bytesPerIterationSeries.join(' ')}; excluded ${rep.excludedIterations.join(' ')}`);
     const timeout = rep.newObjects.find((o: { constructor: string }) => o.constructor === 'Timeout');
     assert.ok(timeout && timeout.countPerIteration >= 0.9 && timeout.countPerIteration <= 1.25, JSON.stringify(timeout));
     assert.match(timeout.retainerPath, /state \(Object\) → intervals \(Array\)/);
