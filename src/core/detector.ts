@@ -11,6 +11,7 @@ import { summarizeIsolated } from './analysis/isolated';
 import { dataDependence } from './analysis/sampled';
 import { heapSampler } from './heapsampler';
 import { Attribution } from './attribution';
+import { performance } from 'node:perf_hooks';
 
 /** Checkpoints kept for the regression: a sliding window, so old warm-up falls out of it. */
 export const WINDOW = 64;

@@ -1,4 +1,5 @@
 /** The longest a gate may stay closed: one hour (setTimeout's own limit is about 24.8 days). */
+import { performance } from 'node:perf_hooks';
 export const MAX_CLOSE_MS = 3_600_000;
 
 /**

@@ -1,5 +1,6 @@
 import type { RouteStats } from './recorder';
 import type { Verdict } from './types';
+import { performance } from 'node:perf_hooks';
 
 /** One route as the JSON API returns it (`GET {path}/api/routes`). */
 export interface RouteSummary {

@@ -35,6 +35,36 @@ test('Recorder: dev mode reads a heap delta on every request, production mode on
   assert.ok(sp.gcShare >= 0 && sp.gcShare <= 1);
 });
 
+// Regression: getActiveResourcesInfo() builds a string per open handle, twice per reading; read on
+// every sampled request it was the largest single cost of Fastify production mode (callgrind).
+test('regression: production mode reads active resources on one sampled request in 8, dev mode on every sampled request', async () => {
+  const dev = new Recorder(100, 16, 8, 1024);
+  const prod = new Recorder(100, 16, 8, 1024, true);
+  // A timer that every reading sees appear: the route's resource delta counts the readings.
+  const timers: NodeJS.Timeout[] = [];
+  try {
+    for (let i = 0; i < 640; i++) {
+      for (const r of [dev, prod]) {
+        const s = r.start();
+        timers.push(setTimeout(() => {}, 60_000));
+        r.finish(s, 'GET', '/a', 200, false);
+      }
+    }
+  } finally {
+    for (const t of timers) clearTimeout(t);
+  }
+  const d = dev.routes.get('GET /a')!;
+  const p = prod.routes.get('GET /a')!;
+  assert.equal(d.sampled, 80);
+  assert.equal(p.sampled, 10);
+  // Each reading saw the one timer its request made: the per-reading average is exact in both modes.
+  assert.equal(d.resourceDelta.get('Timeout'), 80);
+  assert.equal(p.resourceDelta.get('Timeout'), 10);
+  assert.equal(summarize(p).resourceDeltaPerSampledRequest.Timeout, 1);
+  // Heap deltas are still read on every sampled request.
+  assert.equal(p.heapSamples, 80);
+});
+
 test('Recorder: the route index returns the table entries and never indexes overflowed names', () => {
   const r = new Recorder(3, 8, 1000, 1024);
   for (let i = 0; i < 50; i++) r.finish(r.start(), 'GET', `/r${i}`, 200, false);

@@ -6,6 +6,7 @@ import type { GcEvent } from '../gcwatch';
 import { formatBytes, formatCount, projectionText } from './format';
 import { lineChart, sparkline, type Marker } from './charts';
 import { redactHeaders, redactUrl } from './redact';
+import { performance } from 'node:perf_hooks';
 
 /** Everything a route row of the overview shows. Strings are raw: the views escape them. */
 export interface RouteRow {

@@ -2,6 +2,7 @@ import v8 from 'node:v8';
 import type { LeakMonitor } from '../monitor';
 import { forceFullGc } from '../gc';
 import { sendJson } from './respond';
+import { performance } from 'node:perf_hooks';
 
 /** Heap figures around a forced GC. `v8.getHeapStatistics()` is cheap; rss reads /proc once. */
 export interface HeapFigures {

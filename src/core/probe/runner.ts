@@ -4,6 +4,7 @@ import { estimateSlope, isLeaking, MIN_PERIODS, periodHint } from './estimate';
 import { ScopeReader } from './scope';
 import { unifiedDiff } from './diff';
 import { checkSnapshotMemory, diffSnapshots, removeQuietly, writeSnapshot } from './snapshot';
+import { performance } from 'node:perf_hooks';
 
 /** One constructor (or kind) of objects allocated during the measured iterations and still alive. */
 export interface NewObjectEntry {

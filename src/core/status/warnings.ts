@@ -1,4 +1,5 @@
 import type { Recorder, RouteStats, RequestState } from '../recorder';
+import { performance } from 'node:perf_hooks';
 
 /** A process `warning` event, with the routes that were being served when it was raised. */
 export interface WarningRecord {
