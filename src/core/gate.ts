@@ -1,5 +1,6 @@
-/** The longest a gate may stay closed: one hour (setTimeout's own limit is about 24.8 days). */
 import { performance } from 'node:perf_hooks';
+
+/** The longest a gate may stay closed: one hour (setTimeout's own limit is about 24.8 days). */
 export const MAX_CLOSE_MS = 3_600_000;
 
 /**

@@ -6,8 +6,7 @@ import inspector from 'node:inspector';
 import { randomBytes } from 'node:crypto';
 import express from 'express';
 import { leakwatch } from '../../src/express/index';
-import { forceFullGc } from '../../src/core/gc';
-import { liveHeapWithoutCode } from '../../src/core/probe/runner';
+import { forceFullGc, liveDataHeap } from '../../src/core/gc';
 import { repoRoot } from '../helpers';
 
 // eslint-disable-next-line @typescript-eslint/no-var-requires
@@ -22,7 +21,7 @@ const ballast: unknown[] = [];
 function buildHeap(mb: number): void {
   const target = mb * 1024 * 1024;
   forceFullGc();
-  while (liveHeapWithoutCode() < target) {
+  while (liveDataHeap() < target) {
     for (let i = 0; i < 20_000; i++) ballast.push({ id: ballast.length, name: randomBytes(50).toString('hex'), tags: [i, i + 1] });
     forceFullGc();
   }
@@ -49,11 +48,11 @@ app.get('/bench/gc', async (_req, res) => {
     let t = performance.now();
     forceFullGc();
     vmMs.push(performance.now() - t);
-    vmHeap.push(liveHeapWithoutCode());
+    vmHeap.push(liveDataHeap());
     t = performance.now();
     await collect();
     inspMs.push(performance.now() - t);
-    inspHeap.push(liveHeapWithoutCode());
+    inspHeap.push(liveDataHeap());
   }
   session.disconnect();
   res.json({ vmMs, inspMs, vmHeap, inspHeap, ballast: ballast.length });

@@ -396,9 +396,6 @@ function quiet(v: Float64Array): boolean {
   return hi - lo <= 512;
 }
 
-/** Live JS heap without the engine's code spaces (kept under this name for the benchmarks). */
-export const liveHeapWithoutCode = liveDataHeap;
-
 /**
  * Live heap and external memory, right after the iteration's full GC. A dead ArrayBuffer's memory
  * leaves `external` only when V8's concurrent sweeper has run, so a Buffer dropped by an iteration
@@ -410,7 +407,7 @@ export const liveHeapWithoutCode = liveDataHeap;
  * 200 KB transient appear next to a step on the first leakTest of a process.
  */
 function read(heap: Float64Array, ext: Float64Array, i: number): void {
-  heap[i] = liveHeapWithoutCode();
+  heap[i] = liveDataHeap();
   ext[i] = process.memoryUsage().external;
 }
 
@@ -428,7 +425,7 @@ function settle(): void {
   let last = -1;
   for (let k = 0; k < BYTECODE_OLD_AGE + 4; k++) {
     forceFullGc();
-    const now = liveHeapWithoutCode();
+    const now = liveDataHeap();
     if (k >= BYTECODE_OLD_AGE && Math.abs(now - last) < 4096) return;
     last = now;
   }
