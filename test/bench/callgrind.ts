@@ -46,17 +46,15 @@ export function splitCallgrind(file: string): CallgrindSplit {
     const c = line.charCodeAt(0);
     // Cost lines start with a digit, '+', '-' or '*' (relative positions).
     if ((c >= 48 && c <= 57) || c === 43 || c === 45 || c === 42) {
+      const v = Number(line.slice(line.lastIndexOf(' ') + 1));
+      if (!Number.isFinite(v)) continue;
       if (skipNext) {
         skipNext = false;
-        if (moveNext !== 0) {
-          const v = Number(line.slice(line.lastIndexOf(' ') + 1));
-          if (Number.isFinite(v)) { sums[0] -= v; sums[moveNext] += v; }
-        }
+        if (moveNext !== 0) { sums[0] -= v; sums[moveNext] += v; }
         continue;
       }
-      const sp = line.lastIndexOf(' ');
-      const v = Number(line.slice(sp + 1));
-      if (Number.isFinite(v)) { sums[kind] += v; total += v; }
+      sums[kind] += v;
+      total += v;
       continue;
     }
     if (line.startsWith('fn=')) {

@@ -37,7 +37,7 @@ test('Recorder: dev mode reads a heap delta on every request, production mode on
 
 // Regression: getActiveResourcesInfo() builds a string per open handle, twice per reading; read on
 // every sampled request it was the largest single cost of Fastify production mode (callgrind).
-test('regression: production mode reads active resources on one sampled request in 8, dev mode on every sampled request', async () => {
+test('regression: production mode reads active resources on one sampled request in 8, dev mode on every sampled request', () => {
   const dev = new Recorder(100, 16, 8, 1024);
   const prod = new Recorder(100, 16, 8, 1024, true);
   // A timer that every reading sees appear: the route's resource delta counts the readings.
