@@ -121,6 +121,16 @@ async function expressApp(full: Variant): Promise<() => Promise<number>> {
       app.use((_req: unknown, res: { on(e: string, f: () => void): void }, next: () => void) => { res.on('close', done); next(); });
       break;
     }
+    case 'empty-dc': {
+      // The floor of reading the response's end from Node's 'http.server.response.finish'
+      // diagnostics channel instead of a listener per response: a middleware that keeps the
+      // response in a table of requests in flight, and a subscriber that takes it out.
+      const pending = new WeakMap<object, number>();
+      const table: object[] = [];
+      app.use((_req: unknown, res: object, next: () => void) => { pending.set(res, table.length); table.push(res); next(); });
+      subscribeFinish((res) => { const i = pending.get(res); if (i === undefined) return; pending.delete(res); const last = table.pop()!; if (last !== res) { table[i] = last; pending.set(last, i); } });
+      break;
+    }
     case 'express-prom-bundle': {
       const promBundle = require('express-prom-bundle');
       app.use(promBundle({ includeMethod: true, includePath: true }));
@@ -170,6 +180,14 @@ async function fastifyApp(full: Variant): Promise<() => Promise<number>> {
       fastify.addHook('onRequest', (_req: unknown, reply: { raw: { on(e: string, f: () => void): void } }, next: () => void) => { reply.raw.on('close', done); next(); });
       break;
     }
+    case 'empty-dc': {
+      // The same floor on Fastify (see the Express variant): the state rides on the raw response.
+      const k = Symbol('slot');
+      const table: Array<Record<symbol, number>> = [];
+      fastify.addHook('onRequest', (_req: unknown, reply: { raw: Record<symbol, number> }, next: () => void) => { const res = reply.raw; res[k] = table.length; table.push(res); next(); });
+      subscribeFinish((r) => { const res = r as Record<symbol, number>; const i = res[k]; if (i === undefined || i < 0) return; res[k] = -1; const last = table.pop()!; if (last !== res) { table[i] = last; last[k] = i; } });
+      break;
+    }
     case 'one-hook': {
       // The floor of mounting anything at all on Fastify: one empty callback onRequest hook.
       fastify.addHook('onRequest', (_req: unknown, _reply: unknown, done: () => void) => { done(); });
@@ -198,6 +216,12 @@ async function fastifyApp(full: Variant): Promise<() => Promise<number>> {
 }
 
 const noop = (): void => {};
+
+/** Subscribes to Node's end-of-response channel (which Node's own http server module holds). */
+function subscribeFinish(fn: (res: object) => void): void {
+  const dc = require('node:diagnostics_channel') as typeof import('node:diagnostics_channel');
+  dc.subscribe('http.server.response.finish', (m) => fn((m as { response: object }).response));
+}
 
 /**
  * Diagnosis without leakwatch: what dev mode does, one piece at a time. `gcflag` sets

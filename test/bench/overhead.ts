@@ -32,6 +32,7 @@ const CONFIGS: Config[] = [
   { framework: 'express', variant: 'empty-next' },
   { framework: 'express', variant: 'empty-middleware' },
   { framework: 'express', variant: 'empty-close' },
+  { framework: 'express', variant: 'empty-dc' },
   { framework: 'express', variant: 'leakwatch-dev' },
   { framework: 'express', variant: 'leakwatch-dev-nosampling' },
   { framework: 'express', variant: 'leakwatch-dev-4096' },
@@ -49,6 +50,7 @@ const CONFIGS: Config[] = [
   { framework: 'fastify', variant: 'one-hook' },
   { framework: 'fastify', variant: 'empty-hooks' },
   { framework: 'fastify', variant: 'empty-close' },
+  { framework: 'fastify', variant: 'empty-dc' },
   { framework: 'fastify', variant: 'leakwatch-dev' },
   { framework: 'fastify', variant: 'leakwatch-dev-nosampling' },
   { framework: 'fastify', variant: 'leakwatch-dev-4096' },
@@ -150,6 +152,9 @@ interface CgFigures {
   runs: Array<{ n: number; split: CallgrindSplit }>;
 }
 
+/** V8 flags of every server under callgrind (with --single-threaded, which server-proc adds). */
+const CG_NODE_FLAGS = ['--interrupt-budget=32768', '--predictable', '--hash-seed=1', '--random-seed=1'];
+
 /**
  * Instructions per request under callgrind. After a warm-up, `reps` pairs of runs of N and 2N
  * requests at a fixed rate on kept-open connections, each bracketed by `callgrind_control -d`;
@@ -160,7 +165,10 @@ interface CgFigures {
 async function callgrindRun(c: Config, o: Args, dir: string): Promise<Partial<Record<Workload, CgFigures>>> {
   // V8 tiers a function up after a budget of bytecodes run; a 4× smaller budget reaches the
   // optimized steady state in a warm-up of a few thousand requests, which callgrind can afford.
-  const s: ServerProc = await startServer(c.framework, c.variant, { env: c.env, callgrindDir: dir, startTimeoutMs: 300_000, nodeFlags: ['--interrupt-budget=32768'] });
+  // --predictable and fixed seeds: V8's hash tables and heuristics take the same course in every
+  // run, so that pairs of runs of the same build differ by the traffic alone. With them, five
+  // pairs of Fastify's alloc route read 169,864–170,481 bare (2026-11-27).
+  const s: ServerProc = await startServer(c.framework, c.variant, { env: c.env, callgrindDir: dir, startTimeoutMs: 300_000, nodeFlags: CG_NODE_FLAGS });
   const rate = o.cgRate[c.framework];
   const client = await RateClient.open(s.port, 10);
   // Peers are counted on the hello route; leakwatch and bare on both.
@@ -317,7 +325,7 @@ async function main(): Promise<void> {
     }
   }
   console.log(lines.join('\n'));
-  console.log(`\ninstr/req = server instructions per request under callgrind, program part (V8 GC and JIT-compiler instructions counted apart; GC in its own column), node --single-threaded --interrupt-budget=32768, fixed rate Express ${o.cgRate.express} req/s, Fastify ${o.cgRate.fastify} req/s; median over ${o.cgReps} pairs of (I(2N)−I(N))/N, N=${o.cgN}, after ${o.cgWarm} warm-up requests per route. Dev mode's checkpoints run on wall-clock time, which callgrind stretches ~50×, so its GC column is that of a server at the callgrind rate.`);
+  console.log(`\ninstr/req = server instructions per request under callgrind, program part (V8 GC and JIT-compiler instructions counted apart; GC in its own column), node --single-threaded ${CG_NODE_FLAGS.join(' ')}, fixed rate Express ${o.cgRate.express} req/s, Fastify ${o.cgRate.fastify} req/s; median over ${o.cgReps} pairs of (I(2N)−I(N))/N, N=${o.cgN}, after ${o.cgWarm} warm-up requests per route. Dev mode's checkpoints run on wall-clock time, which callgrind stretches ~50×, so its GC column is that of a server at the callgrind rate.`);
   console.log(`CPU, req/s and latency are wall-clock: medians over ${o.rounds} A/B pair(s) with a fresh bare run each; this machine drifts by tens of % between identical runs.`);
   const file = writeResult('overhead', { machine: machine(), command, commit, options: o, summary, pairs, callgrind: Object.fromEntries(cg), seconds: (Date.now() - t0) / 1000 });
   console.log(`\n${Math.round((Date.now() - t0) / 1000)} s; raw figures in ${path.relative(repoRoot, file)}`);
