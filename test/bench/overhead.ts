@@ -166,7 +166,7 @@ const CG_NODE_FLAGS = ['--interrupt-budget=32768', '--predictable', '--hash-seed
  */
 async function callgrindRun(c: Config, o: Args, dir: string): Promise<Partial<Record<Workload, CgFigures>>> {
   // V8 tiers a function up after a budget of bytecodes run; a 4× smaller budget reaches the
-  // optimized steady state in a warm-up of a few thousand requests, which callgrind can afford.
+  // optimized steady state within the warm-up (cgWarm), which callgrind can afford.
   // --predictable and fixed seeds: V8's hash tables and heuristics take the same course in every
   // run, so that pairs of runs of the same build differ by the traffic alone. With them, five
   // pairs of Fastify's alloc route read 169,864–170,481 bare (2026-11-27).
