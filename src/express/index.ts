@@ -8,6 +8,7 @@ import { expressTemplate } from './template';
 import { announce } from '../core/notice';
 import { NOT_TRIED } from '../core/attribution';
 import { prop } from '../core/prop';
+import { QueuedResponses, type WatchedSocket } from '../core/queued';
 
 export type { LeakwatchOptions } from '../core/types';
 
@@ -89,6 +90,7 @@ export function leakwatch(options?: LeakwatchOptions): LeakwatchMiddleware {
   // gives every `res` a fresh prototype, so adding a property to it is a map transition on every
   // request (callgrind: a symbol-keyed slot cost +27k instructions per request over this WeakMap).
   const pending = new WeakMap<ServerResponse, Pending>();
+  const queued = new QueuedResponses((res) => onResponseDone.call(res as ServerResponse), (res) => pending.has(res as ServerResponse), (e) => monitor.fault(e));
   // One app almost always: its router is looked up once, not per request (a getter and a try).
   let lastApp: unknown;
   let lastRouter: unknown;
@@ -132,8 +134,14 @@ export function leakwatch(options?: LeakwatchOptions): LeakwatchMiddleware {
       try {
         pending.set(res, { state, req, mountPath: prop<string | undefined>(req, 'baseUrl') ?? '', router: routerFor(appOf(req)) });
         addListener(res, 'close', onResponseDone);
+        const sock = prop<(WatchedSocket & { server?: unknown; destroyed?: boolean }) | null>(req, 'socket');
         // A response driven outside an http.Server (a test's own socket) may emit 'finish' only.
-        if (prop<{ server?: unknown } | null>(req, 'socket')?.server === undefined) addListener(res, 'finish', onResponseDone);
+        if (sock?.server === undefined) addListener(res, 'finish', onResponseDone);
+        // Queued behind another response on its connection (pipelining): see core/queued.ts.
+        if (prop(res, 'socket') === null) queued.watch(sock, res);
+        // The client may have gone while the request waited (at the isolation gate, or in an
+        // earlier async middleware): the 'close' that ends it has been and gone, so end it now.
+        if (prop(res, 'destroyed') === true || (sock != null && sock.destroyed === true)) onResponseDone.call(res);
       } catch (e) {
         monitor.recorder.abandon();
         monitor.fault(e);

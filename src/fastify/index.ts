@@ -7,6 +7,7 @@ import type { RequestState } from '../core/recorder';
 import type { LeakwatchOptions } from '../core/types';
 import { announce } from '../core/notice';
 import { NOT_TRIED, unwrapHandler } from '../core/attribution';
+import { QueuedResponses, type WatchedSocket } from '../core/queued';
 
 export type { LeakwatchOptions } from '../core/types';
 
@@ -32,6 +33,7 @@ const plugin: FastifyPluginAsync<LeakwatchOptions> = async (fastify: FastifyInst
   // delete per request cost more than everything else this adapter does (bench:overhead).
   const kState = Symbol('leakwatch.state');
   type Tagged = ServerResponse & { [kState]?: RequestState };
+  const queued = new QueuedResponses((res) => onResponseDone.call(res as Tagged), (res) => (res as Tagged)[kState] !== undefined, (e) => monitor.fault(e));
 
   // The end of a request is read from the raw response's 'close' (after 'finish', or alone when
   // the client went away first), through one shared listener, instead of onResponse and onRequestAbort
@@ -87,8 +89,14 @@ const plugin: FastifyPluginAsync<LeakwatchOptions> = async (fastify: FastifyInst
       // went away), light-my-request too. A second listener on 'finish', where Node keeps its own,
       // turns that event's single listener into an array on every request.
       res.on('close', onResponseDone);
+      const sock = request.raw.socket as (WatchedSocket & { server?: unknown; destroyed?: boolean }) | null;
       // A response driven outside an http.Server (a custom socket) may emit 'finish' only.
-      if ((request.raw.socket as { server?: unknown } | null)?.server === undefined) res.on('finish', onResponseDone);
+      if (sock?.server === undefined) res.on('finish', onResponseDone);
+      // Queued behind another response on its connection (pipelining): see core/queued.ts.
+      if (res.socket === null) queued.watch(sock, res);
+      // The client may have gone while the request waited (at the isolation gate, or in an earlier
+      // async hook): the 'close' that ends it has been and gone, so end it now.
+      if (res.destroyed || (sock !== null && sock !== undefined && sock.destroyed === true)) onResponseDone.call(res);
     } catch (e) {
       monitor.recorder.abandon();
       monitor.fault(e);

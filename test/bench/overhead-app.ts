@@ -188,6 +188,14 @@ async function fastifyApp(full: Variant): Promise<() => Promise<number>> {
       subscribeFinish((r) => { const res = r as Record<symbol, number>; const i = res[k]; if (i === undefined || i < 0) return; res[k] = -1; const last = table.pop()!; if (last !== res) { table[i] = last; last[k] = i; } });
       break;
     }
+    case 'empty-onsend': {
+      // The floor of reading a response's end from an onSend hook instead of a listener: an
+      // onRequest hook that marks the raw response, and an onSend hook that clears the mark.
+      const k = Symbol('slot');
+      fastify.addHook('onRequest', (_req: unknown, reply: { raw: Record<symbol, number> }, next: () => void) => { reply.raw[k] = 1; next(); });
+      fastify.addHook('onSend', (_req: unknown, reply: { raw: Record<symbol, number> }, _payload: unknown, next: () => void) => { reply.raw[k] = 0; next(); });
+      break;
+    }
     case 'one-hook': {
       // The floor of mounting anything at all on Fastify: one empty callback onRequest hook.
       fastify.addHook('onRequest', (_req: unknown, _reply: unknown, done: () => void) => { done(); });

@@ -48,6 +48,7 @@ const CONFIGS: Config[] = [
   { framework: 'express', variant: 'swagger-stats' },
   { framework: 'fastify', variant: 'bare' },
   { framework: 'fastify', variant: 'one-hook' },
+  { framework: 'fastify', variant: 'empty-onsend' },
   { framework: 'fastify', variant: 'empty-hooks' },
   { framework: 'fastify', variant: 'empty-close' },
   { framework: 'fastify', variant: 'empty-dc' },

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import net from 'node:net';
 import { get, request } from '../helpers';
 import { FLAVOURS, startApp, captureLogger, rawExchange, splitResponses, hasResponses, type AppHandle, type Flavour } from './apps';
 import type { LeakMonitor } from '../../src/core/monitor';
@@ -84,6 +85,67 @@ for (const flavour of FLAVOURS) {
       assert.equal(m.recorder.totalRequests, 26, 'own endpoints are not recorded; nothing twice, nothing lost');
       assert.equal(m.faults, 0);
       assert.deepEqual(cap.warnings, []);
+    } finally { await app.close(); }
+  });
+}
+
+for (const flavour of FLAVOURS) {
+  // Guards the per-socket state slot (Fastify) and the per-response one: a second request that
+  // arrives on a socket while the first is still in flight must be recorded under its own route,
+  // whether the first finishes or the connection drops under both.
+  test(`${flavour}: overlapping pipelined requests on one socket are each recorded under their own route, dropped or not`, async () => {
+    const app = await startApp(flavour, { notice: false });
+    const m = app.monitor!;
+    try {
+      const raw = await rawExchange(app.port,
+        'GET /slow HTTP/1.1\r\nHost: localhost\r\n\r\nGET /hello/q1 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n', hasResponses(2));
+      assert.deepEqual(splitResponses(raw).map((p) => p.status), [200, 200]);
+      await until('both requests to be recorded', () => m.recorder.inFlight === 0 && m.recorder.totalRequests === 2);
+      assert.equal(stats(m, '/slow')?.requests, 1);
+      assert.equal(stats(m, '/slow')?.aborted, 0);
+      assert.equal(stats(m, '/hello/:name')?.requests, 1);
+      assert.equal(stats(m, '/hello/:name')?.aborted, 0);
+
+      // The same two, and the connection dropped while /slow (300 ms) is still being served.
+      await new Promise<void>((resolve, reject) => {
+        const sock = net.connect(app.port, '127.0.0.1', () => {
+          sock.write('GET /slow HTTP/1.1\r\nHost: localhost\r\n\r\nGET /hello/q2 HTTP/1.1\r\nHost: localhost\r\n\r\n');
+          setTimeout(() => { sock.destroy(); resolve(); }, 100);
+        });
+        sock.on('error', reject);
+      });
+      await until('the dropped requests to be recorded', () => m.recorder.inFlight === 0 && m.recorder.totalRequests === 4);
+      assert.equal(stats(m, '/slow')?.requests, 2);
+      assert.equal(stats(m, '/slow')?.aborted, 1, 'the slow request never got its response');
+      assert.equal(stats(m, '/hello/:name')?.requests, 2);
+      assert.equal(m.faults, 0);
+    } finally { await app.close(); }
+  });
+}
+
+for (const flavour of FLAVOURS) {
+  // Guards the end of requests whose response closed before leakwatch could listen to it.
+  test(`${flavour}: a request whose client hangs up while it waits at the isolation gate is not left in flight`, async () => {
+    const app = await startApp(flavour, { notice: false });
+    const m = app.monitor!;
+    try {
+      const token = m.gate.close(5000)!;
+      assert.ok(token, 'the gate closes');
+      const req = http.request({ host: '127.0.0.1', port: app.port, path: '/hello/held', agent: false });
+      req.on('error', () => { /* we hang up on purpose */ });
+      req.end();
+      await until('the request to wait at the gate', () => m.gate.queued === 1);
+      req.destroy();
+      await sleep(100);
+      m.gate.open(token);
+      await until('the request to be recorded', () => m.recorder.totalRequests === 1);
+      assert.equal(m.recorder.inFlight, 0, 'nothing left in flight');
+      // Express has not routed it yet when it ends (its label is then '(unmatched)'); Fastify has.
+      assert.equal([...m.recorder.routes.values()].reduce((n, r) => n + r.aborted, 0), 1, 'recorded as aborted');
+      // The app still serves.
+      assert.equal((await get(app.port, '/hello/after')).status, 200);
+      await until('every request to finish recording', () => m.recorder.inFlight === 0 && m.recorder.totalRequests === 2);
+      assert.equal(m.faults, 0);
     } finally { await app.close(); }
   });
 }
