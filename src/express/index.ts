@@ -137,11 +137,11 @@ export function leakwatch(options?: LeakwatchOptions): LeakwatchMiddleware {
         const sock = prop<(WatchedSocket & { server?: unknown; destroyed?: boolean }) | null>(req, 'socket');
         // A response driven outside an http.Server (a test's own socket) may emit 'finish' only.
         if (sock?.server === undefined) addListener(res, 'finish', onResponseDone);
-        // Queued behind another response on its connection (pipelining): see core/queued.ts.
-        if (prop(res, 'socket') === null) queued.watch(sock, res);
         // The client may have gone while the request waited (at the isolation gate, or in an
         // earlier async middleware): the 'close' that ends it has been and gone, so end it now.
         if (prop(res, 'destroyed') === true || (sock != null && sock.destroyed === true)) onResponseDone.call(res);
+        // Queued behind another response on its connection (pipelining): see core/queued.ts.
+        else if (prop(res, 'socket') === null) queued.watch(sock, res);
       } catch (e) {
         monitor.recorder.abandon();
         monitor.fault(e);

@@ -92,11 +92,11 @@ const plugin: FastifyPluginAsync<LeakwatchOptions> = async (fastify: FastifyInst
       const sock = request.raw.socket as (WatchedSocket & { server?: unknown; destroyed?: boolean }) | null;
       // A response driven outside an http.Server (a custom socket) may emit 'finish' only.
       if (sock?.server === undefined) res.on('finish', onResponseDone);
-      // Queued behind another response on its connection (pipelining): see core/queued.ts.
-      if (res.socket === null) queued.watch(sock, res);
       // The client may have gone while the request waited (at the isolation gate, or in an earlier
       // async hook): the 'close' that ends it has been and gone, so end it now.
       if (res.destroyed || (sock !== null && sock !== undefined && sock.destroyed === true)) onResponseDone.call(res);
+      // Queued behind another response on its connection (pipelining): see core/queued.ts.
+      else if (res.socket === null) queued.watch(sock, res);
     } catch (e) {
       monitor.recorder.abandon();
       monitor.fault(e);
