@@ -11,6 +11,8 @@
  * Two workloads: `GET /hello/:name` (JSON) and `GET /alloc/:name` (the same after ~50 KB of garbage).
  * `--variants a,b,…` picks variants (bare always runs); `leakwatch-dev@/path/to/checkout` runs a
  * variant with another checkout's build, to compare two commits in one run.
+ * Callgrind: `--cg-n N` (N=1000 resolves ~±0.3% on Fastify `/hello`, N=200 about ±2%), `--cg-reps`,
+ * `--cg-warm`, `--cg-jobs`, `--cg-workloads hello` (skip `/alloc` for a quicker A/B).
  * Diagnosis: LEAKWATCH_NODE_FLAGS adds node flags to every server (`--perf-basic-prof` names JIT
  * code in kept callgrind dumps, LEAKWATCH_KEEP_CALLGRIND=1); overhead-app.ts lists its own.
  * Prints Markdown tables and writes the raw figures to bench-results/overhead-<time>.json.
@@ -72,6 +74,8 @@ interface Args {
   quick: boolean; rounds: number; seconds: number; rate: number; callgrind: boolean; only?: string;
   cgN: number; cgRate: Record<string, number>; cgReps: number; cgWarm: number; cgJobs: number;
   variants?: string[];
+  /** Callgrind only these workloads (`--cg-workloads hello`), for quicker A/B runs. */
+  cgWorkloads?: Workload[];
 }
 
 function args(): Args {
@@ -94,6 +98,10 @@ function args(): Args {
     // instructions under the rest, and paths taken by one request in 8 still ran in baseline code.
     cgWarm: Number(val('--cg-warm') ?? (quick ? 1500 : 10_000)),
     cgJobs: Number(val('--cg-jobs') ?? 3),
+    cgWorkloads: val('--cg-workloads')?.split(',').map((w) => {
+      if (!(w in WORKLOADS)) throw new TypeError(`--cg-workloads: unknown workload ${JSON.stringify(w)} (known: ${Object.keys(WORKLOADS).join(', ')})`);
+      return w as Workload;
+    }),
   };
 }
 
@@ -175,7 +183,8 @@ async function callgrindRun(c: Config, o: Args, dir: string): Promise<Partial<Re
   const rate = o.cgRate[c.framework];
   const client = await RateClient.open(s.port, 10);
   // Peers are counted on the hello route; leakwatch and bare on both.
-  const workloads: Workload[] = o.quick || !(c.variant === 'bare' || c.variant.startsWith('leakwatch')) ? ['hello'] : ['hello', 'alloc'];
+  const all: Workload[] = o.quick || !(c.variant === 'bare' || c.variant.startsWith('leakwatch')) ? ['hello'] : ['hello', 'alloc'];
+  const workloads = o.cgWorkloads === undefined ? all : all.filter((w) => o.cgWorkloads!.includes(w));
   try {
     for (const w of workloads) await client.get(WORKLOADS[w], { rate: 10_000, total: o.cgWarm, timeoutMs: 900_000 });
     const out: Partial<Record<Workload, CgFigures>> = {};
