@@ -9,6 +9,7 @@ import { announce } from '../core/notice';
 import { NOT_TRIED } from '../core/attribution';
 import { prop } from '../core/prop';
 import { QueuedResponses, type WatchedSocket } from '../core/queued';
+import { lift, type Handle, type Lifted } from './lift';
 
 export type { LeakwatchOptions } from '../core/types';
 
@@ -128,27 +129,64 @@ export function leakwatch(options?: LeakwatchOptions): LeakwatchMiddleware {
     }
   }
 
-  function record(req: ExpressReq, res: ServerResponse, next: (err?: unknown) => void): void {
+  /** Starts following one request to its end. `router` and `mountPath` are where its route is looked up. */
+  function track(req: ExpressReq, res: ServerResponse, router: unknown): void {
     const state = monitor.start();
-    if (state !== undefined) {
-      try {
-        pending.set(res, { state, req, mountPath: prop<string | undefined>(req, 'baseUrl') ?? '', router: routerFor(appOf(req)) });
-        addListener(res, 'close', onResponseDone);
-        const sock = prop<(WatchedSocket & { server?: unknown; destroyed?: boolean }) | null>(req, 'socket');
-        // A response driven outside an http.Server (a test's own socket) may emit 'finish' only.
-        if (sock?.server === undefined) addListener(res, 'finish', onResponseDone);
-        // The client may have gone while the request waited (at the isolation gate, or in an
-        // earlier async middleware): the 'close' that ends it has been and gone, so end it now.
-        if (prop(res, 'destroyed') === true || (sock != null && sock.destroyed === true)) onResponseDone.call(res);
-        // Queued behind another response on its connection (pipelining): see core/queued.ts.
-        else if (prop(res, 'socket') === null) queued.watch(sock, res);
-      } catch (e) {
-        monitor.recorder.abandon();
-        monitor.fault(e);
-      }
+    if (state === undefined) return;
+    try {
+      pending.set(res, { state, req, mountPath: prop<string | undefined>(req, 'baseUrl') ?? '', router });
+      addListener(res, 'close', onResponseDone);
+      const sock = prop<(WatchedSocket & { server?: unknown; destroyed?: boolean }) | null>(req, 'socket');
+      // A response driven outside an http.Server (a test's own socket) may emit 'finish' only.
+      if (sock?.server === undefined) addListener(res, 'finish', onResponseDone);
+      // The client may have gone while the request waited (at the isolation gate, or in an
+      // earlier async middleware): the 'close' that ends it has been and gone, so end it now.
+      if (prop(res, 'destroyed') === true || (sock != null && sock.destroyed === true)) onResponseDone.call(res);
+      // Queued behind another response on its connection (pipelining): see core/queued.ts.
+      else if (prop(res, 'socket') === null) queued.watch(sock, res);
+    } catch (e) {
+      monitor.recorder.abandon();
+      monitor.fault(e);
     }
+  }
+
+  function record(req: ExpressReq, res: ServerResponse, next: (err?: unknown) => void): void {
+    track(req, res, routerFor(appOf(req)));
     next();
   }
+
+  /**
+   * Recording from in front of the app instead of from inside its router (see lift.ts): set on the
+   * first request when the middleware sits at the root of its app's own router.
+   */
+  let lifted: Lifted | undefined;
+  let liftTried = false;
+
+  // The wrapper that takes app.handle's place: the middleware's gate, probe and own-path checks,
+  // then the app. Our own path is left to the middleware, at its place in the router.
+  const wrap = (original: Handle): Handle => function leakwatchHandle(this: unknown, req: never, res: never, callback?: unknown): unknown {
+    const app = this;
+    let own = false;
+    try { own = monitor.isOwnPath(prop<string | undefined>(req, 'url')); } catch (e) { monitor.fault(e); }
+    if (own || (monitor.gate.closed && monitor.isProbeRequest(req))) return original.call(app, req, res, callback);
+    const wait = monitor.gate.admit();
+    if (wait === undefined) {
+      track(req, res, routerFor(lifted?.app));
+      return original.call(app, req, res, callback);
+    }
+    const go = (): void => {
+      track(req, res, routerFor(lifted?.app));
+      // Unheld, an exception from the app reaches the server's 'request' emit; held, it would
+      // become an unhandled rejection here instead. Rethrown outside the promise, it stays the app's.
+      try { original.call(app, req, res, callback); } catch (e) { process.nextTick(() => { throw e; }); }
+    };
+    wait.then(go, go);
+    return undefined;
+  };
+
+  // Made here, not in the middleware: a closure made there would share its context, which holds
+  // the request's req and res, and the layer would keep the first request alive for good.
+  const isOwn = (path: string): boolean => monitor.isOwnPath(path);
 
   const middleware = function leakwatchMiddleware(req: ExpressReq, res: ServerResponse, next: (err?: unknown) => void): void {
     if (!monitor.options.enabled) { next(); return; }
@@ -160,6 +198,14 @@ export function leakwatch(options?: LeakwatchOptions): LeakwatchMiddleware {
         .finally(() => { req.url = saved; });
       return;
     }
+    if (!liftTried) {
+      liftTried = true;
+      try { lifted = lift(appOf(req), middleware, wrap, isOwn); } catch (e) { monitor.fault(e); }
+    }
+    // Already followed: by the wrapper in front of the app, or by this same middleware mounted
+    // twice on the request's way (a second start would never be finished, and checkpoints wait
+    // for in-flight requests to drain).
+    if (pending.has(res)) { next(); return; }
     // Probe replays are sent only while the prober holds the gate: no header lookup otherwise.
     if (monitor.gate.closed && monitor.isProbeRequest(req)) { next(); return; }
     const wait = monitor.gate.admit();
@@ -167,7 +213,10 @@ export function leakwatch(options?: LeakwatchOptions): LeakwatchMiddleware {
     wait.then(() => record(req, res, next), () => record(req, res, next));
   } as LeakwatchMiddleware;
   middleware.monitor = monitor;
-  middleware.close = () => monitor.close();
+  middleware.close = () => {
+    if (lifted !== undefined) { lifted.undo(); lifted = undefined; }
+    monitor.close();
+  };
   if (monitor.options.enabled) announce(monitor, 'express');
   return middleware;
 }

@@ -131,6 +131,21 @@ async function expressApp(full: Variant): Promise<() => Promise<number>> {
       subscribeFinish((res) => { const i = pending.get(res); if (i === undefined) return; pending.delete(res); const last = table.pop()!; if (last !== res) { table[i] = last; pending.set(last, i); } });
       break;
     }
+    case 'handle-wrap': {
+      // The floor of recording from a wrapper around app.handle, which sees Node's own req and res
+      // before Express changes their prototypes, instead of from a middleware in the router.
+      const orig = app.handle;
+      app.handle = function handle(this: unknown, req: unknown, res: unknown, next: unknown) { return orig.call(this, req, res, next); };
+      break;
+    }
+    case 'handle-close': {
+      // The same with one shared listener on the response's 'close'.
+      const orig = app.handle;
+      const done = (): void => {};
+      const on = require('node:events').EventEmitter.prototype.on;
+      app.handle = function handle(this: unknown, req: unknown, res: unknown, next: unknown) { on.call(res, 'close', done); return orig.call(this, req, res, next); };
+      break;
+    }
     case 'express-prom-bundle': {
       const promBundle = require('express-prom-bundle');
       app.use(promBundle({ includeMethod: true, includePath: true }));

@@ -35,6 +35,8 @@ const CONFIGS: Config[] = [
   { framework: 'express', variant: 'empty-middleware' },
   { framework: 'express', variant: 'empty-close' },
   { framework: 'express', variant: 'empty-dc' },
+  { framework: 'express', variant: 'handle-wrap' },
+  { framework: 'express', variant: 'handle-close' },
   { framework: 'express', variant: 'leakwatch-dev' },
   { framework: 'express', variant: 'leakwatch-dev-nosampling' },
   { framework: 'express', variant: 'leakwatch-dev-4096' },
