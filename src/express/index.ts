@@ -73,7 +73,9 @@ function routerOf(app: ExpressReq['app']): unknown {
 /**
  * Express middleware: records every request per route template and serves the dashboard and the
  * JSON API under `options.path` (default `/__leaks`). Mount it first, before your routes.
- * Works with Express 4 and 5.
+ * Works with Express 4 and 5. Mounted once at an app's root, it moves its per-request work in
+ * front of the app on the first request (it wraps `app.handle`; see lift.ts), and `close()`
+ * puts that back.
  *
  * @example
  * ```js

@@ -49,6 +49,8 @@ const LEAKWATCH_VARIANTS: Record<string, Record<string, unknown>> = {
   'leakwatch-dev-underload-nohold': { loadRate: 5 },
   'leakwatch-dev-underload-nosampling': { loadRate: 5, samplingInterval: 0 },
   'leakwatch-prod': { enabled: true },
+  // Production with the per-request heap and resource readings taken from 1 request in 64, not 8.
+  'leakwatch-prod-s64': { enabled: true, sampleEvery: 64 },
 };
 
 /**
