@@ -144,9 +144,12 @@ export class LeakMonitor {
   }
 
   /**
-   * Called when a request arrives. Returns undefined if recording failed: the host app goes on.
+   * Called when a request arrives. Returns undefined if recording failed or the monitor is closed:
+   * the host app goes on.
    */
   start(): RequestState | undefined {
+    // Closed: finish() records nothing, so a request started now would stay in flight.
+    if (this.closed) return undefined;
     const inFlight = this.recorder.inFlight;
     try {
       return this.recorder.start();

@@ -168,6 +168,8 @@ export function leakwatch(options?: LeakwatchOptions): LeakwatchMiddleware {
   // then the app. Our own path is left to the middleware, at its place in the router.
   const wrap = (original: Handle): Handle => function leakwatchHandle(this: unknown, req: never, res: never, callback?: unknown): unknown {
     const app = this;
+    // Left in place after close() when something wrapped app.handle over it: pass straight through.
+    if (monitor.closed) return original.call(app, req, res, callback);
     let own = false;
     try { own = monitor.isOwnPath(prop<string | undefined>(req, 'url')); } catch (e) { monitor.fault(e); }
     if (own || (monitor.gate.closed && monitor.isProbeRequest(req))) return original.call(app, req, res, callback);
@@ -200,6 +202,8 @@ export function leakwatch(options?: LeakwatchOptions): LeakwatchMiddleware {
         .finally(() => { req.url = saved; });
       return;
     }
+    // After close() nothing is recorded: a start() then would never be finished.
+    if (monitor.closed) { next(); return; }
     if (!liftTried) {
       liftTried = true;
       try { lifted = lift(appOf(req), middleware, wrap, isOwn); } catch (e) { monitor.fault(e); }

@@ -116,6 +116,36 @@ for (const [name, express] of flavours) {
     }
   });
 
+  test(`${name}: close() leaves a wrapper that someone else put over app.handle, and ours then passes straight through`, async () => {
+    const app = express();
+    const mw = leakwatch({ notice: false, mode: 'production', enabled: true });
+    app.use(mw);
+    app.get('/hello/:name', (req: any, res: any) => res.json({ hello: req.params.name }));
+    const server = http.createServer(app);
+    const port = await listen(server);
+    try {
+      await get(port, '/hello/a');
+      const ours = app.handle;
+      assert.equal(ours.name, 'leakwatchHandle');
+      let seen = 0;
+      // Another library wraps app.handle after leakwatch did.
+      app.handle = function theirs(this: unknown, ...args: unknown[]) { seen++; return ours.apply(this, args); };
+      const theirs = app.handle;
+      await get(port, '/hello/b');
+      assert.equal(mw.monitor.route('GET', '/hello/:name')?.requests, 2);
+      mw.close();
+      assert.equal(app.handle, theirs, "close() does not take the other library's wrapper away");
+      const r = await get(port, '/hello/c');
+      assert.deepEqual(r.json(), { hello: 'c' });
+      assert.equal(seen, 2);
+      assert.equal(mw.monitor.route('GET', '/hello/:name')?.requests, 2, 'nothing recorded after close()');
+      assert.equal(mw.monitor.recorder.inFlight, 0);
+    } finally {
+      mw.close();
+      await close(server);
+    }
+  });
+
   test(`${name}: lifted, requests held at the isolation gate are let through in order and recorded`, async () => {
     const app = express();
     const mw = leakwatch({ notice: false, mode: 'production', enabled: true });

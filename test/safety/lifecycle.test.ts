@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { get, postJson } from '../helpers';
-import { startApp, captureLogger, type Flavour } from './apps';
+import { startApp, captureLogger, FLAVOURS, type Flavour } from './apps';
 import { gcWatch } from '../../src/core/gcwatch';
 
 /**
@@ -171,5 +171,29 @@ for (const variant of ['express', 'express-noclose', 'fastify']) {
     const lingerMs = Date.now() - closedAt;
     assert.ok(lingerMs < 3000, `exited ${lingerMs} ms after closing (limit 3000)`);
     console.log(`# ${variant}: ran ${Date.now() - t0} ms, exited ${lingerMs} ms after close`);
+  });
+}
+
+// Regression: a monitor closed while its app goes on serving (the Fastify decorator's close(), or
+// the Express middleware's) started every later request and never finished it, so the in-flight
+// count only grew. The app must keep answering, and nothing is counted in.
+for (const flavour of FLAVOURS) {
+  test(`${flavour}: after the monitor is closed the app keeps serving and no request is left in flight`, async () => {
+    const app = await startApp(flavour, { notice: false, mode: 'production', enabled: true });
+    const m = app.monitor!;
+    try {
+      for (let i = 0; i < 3; i++) assert.equal((await get(app.port, `/hello/${i}`)).status, 200);
+      const before = m.recorder.totalRequests;
+      m.close();
+      for (let i = 0; i < 5; i++) {
+        const r = await get(app.port, `/hello/c${i}`);
+        assert.equal(r.status, 200);
+        assert.deepEqual(JSON.parse(r.body), { hi: `c${i}` });
+      }
+      assert.equal(m.recorder.inFlight, 0);
+      assert.equal(m.recorder.totalRequests, before);
+    } finally {
+      await app.close();
+    }
   });
 }
