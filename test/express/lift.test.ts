@@ -11,6 +11,16 @@ const flavours: Array<[string, ExpressFactory]> = [
   ['Express 4', require('express4')],
 ];
 
+/** An app with leakwatch (production mode) at its root and one route, listening on loopback. */
+async function helloApp(express: ExpressFactory): Promise<{ app: any; mw: ReturnType<typeof leakwatch>; server: http.Server; port: number }> {
+  const app = express();
+  const mw = leakwatch({ notice: false, mode: 'production', enabled: true });
+  app.use(mw);
+  app.get('/hello/:name', (req: any, res: any) => res.json({ hello: req.params.name }));
+  const server = http.createServer(app);
+  return { app, mw, server, port: await listen(server) };
+}
+
 function stackOf(app: any): any[] {
   return (app._router ?? app.router).stack;
 }
@@ -117,12 +127,7 @@ for (const [name, express] of flavours) {
   });
 
   test(`${name}: close() leaves a wrapper that someone else put over app.handle, and ours then passes straight through`, async () => {
-    const app = express();
-    const mw = leakwatch({ notice: false, mode: 'production', enabled: true });
-    app.use(mw);
-    app.get('/hello/:name', (req: any, res: any) => res.json({ hello: req.params.name }));
-    const server = http.createServer(app);
-    const port = await listen(server);
+    const { app, mw, server, port } = await helloApp(express);
     try {
       await get(port, '/hello/a');
       const ours = app.handle;
@@ -147,12 +152,7 @@ for (const [name, express] of flavours) {
   });
 
   test(`${name}: lifted, requests held at the isolation gate are let through in order and recorded`, async () => {
-    const app = express();
-    const mw = leakwatch({ notice: false, mode: 'production', enabled: true });
-    app.use(mw);
-    app.get('/hello/:name', (req: any, res: any) => res.json({ hello: req.params.name }));
-    const server = http.createServer(app);
-    const port = await listen(server);
+    const { app, mw, server, port } = await helloApp(express);
     try {
       await get(port, '/hello/first');
       assert.equal(app.handle.name, 'leakwatchHandle');
