@@ -202,11 +202,11 @@ export function leakwatch(options?: LeakwatchOptions): LeakwatchMiddleware {
         .finally(() => { req.url = saved; });
       return;
     }
-    // After close() nothing is recorded: a start() then would never be finished.
+    // After close() nothing is recorded, and nothing is lifted (no close() would come to undo it).
     if (monitor.closed) { next(); return; }
     if (!liftTried) {
       liftTried = true;
-      try { lifted = lift(appOf(req), middleware, wrap, isOwn); } catch (e) { monitor.fault(e); }
+      try { const app = appOf(req); lifted = lift(app, routerFor(app), middleware, wrap, isOwn); } catch (e) { monitor.fault(e); }
     }
     // Already followed: by the wrapper in front of the app, or by this same middleware mounted
     // twice on the request's way (a second start would never be finished, and checkpoints wait

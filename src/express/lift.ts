@@ -40,28 +40,19 @@ export interface Lifted {
   undo(): void;
 }
 
-function routerStack(app: object): unknown[] | undefined {
-  // Express 4 keeps its router on `_router` (and its `app.router` getter throws); Express 5 on `router`.
-  let router = (app as { _router?: unknown })._router;
-  if (router === undefined) {
-    try { router = (app as { router?: unknown }).router; } catch { return undefined; }
-  }
-  const stack = (router as { stack?: unknown } | null | undefined)?.stack;
-  return Array.isArray(stack) ? stack : undefined;
-}
-
 /**
- * Lifts `middleware` out of `app`'s router when it can: returns undefined (and changes nothing)
- * when it cannot. `wrap(original)` builds the wrapper that takes `app.handle`'s place; `isOwn(path)`
- * is the one test the middleware's layer still makes.
+ * Lifts `middleware` out of `app`'s router (`router`, as the adapter finds it for Express 4 and 5)
+ * when it can: returns undefined (and changes nothing) when it cannot. `wrap(original)` builds the
+ * wrapper that takes `app.handle`'s place; `isOwn(path)` is the one test the middleware's layer
+ * still makes.
  */
-export function lift(app: unknown, middleware: unknown, wrap: (original: Handle) => Handle, isOwn: (path: string) => boolean): Lifted | undefined {
+export function lift(app: unknown, router: unknown, middleware: unknown, wrap: (original: Handle) => Handle, isOwn: (path: string) => boolean): Lifted | undefined {
   if (typeof app !== 'function') return undefined;
   const own = Object.getOwnPropertyDescriptor(app, 'handle');
   // Express copies `handle` onto every app as a plain writable data property.
   if (own === undefined || typeof own.value !== 'function' || own.writable !== true || own.get !== undefined) return undefined;
-  const stack = routerStack(app);
-  if (stack === undefined) return undefined;
+  const stack = (router as { stack?: unknown } | null | undefined)?.stack;
+  if (!Array.isArray(stack)) return undefined;
   const ours = stack.filter((l) => (l as LayerLike | null)?.handle === middleware) as LayerLike[];
   if (ours.length !== 1) return undefined;
   const layer = ours[0];
