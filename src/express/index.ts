@@ -4,7 +4,7 @@ import { LeakMonitor } from '../core/monitor';
 import { UNMATCHED } from '../core/recorder';
 import type { RequestState } from '../core/recorder';
 import type { LeakwatchOptions } from '../core/types';
-import { expressTemplate } from './template';
+import { expressTemplate, routerOf } from './template';
 import { announce } from '../core/notice';
 import { NOT_TRIED } from '../core/attribution';
 import { prop } from '../core/prop';
@@ -59,16 +59,6 @@ function appOf(req: ExpressReq): ExpressReq['app'] {
 
 /** Read only when the request is kept as a replay sample (see Recorder.finish). */
 const bodyOf = (req: IncomingMessage): unknown => prop(req, 'body');
-
-function routerOf(app: ExpressReq['app']): unknown {
-  if (!app) return undefined;
-  // Express 5 exposes `app.router`; Express 4 keeps it on `_router` (and throws on `app.router`).
-  try {
-    const r5 = (app as { router?: unknown }).router;
-    if (r5 && typeof r5 === 'function' || (r5 && typeof r5 === 'object')) return r5;
-  } catch { /* Express 4 getter throws */ }
-  return app._router;
-}
 
 /**
  * Express middleware: records every request per route template and serves the dashboard and the

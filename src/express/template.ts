@@ -69,7 +69,34 @@ function join(a: string, b: string): string {
   return left + (b.startsWith('/') ? b : '/' + b);
 }
 
-function walk(stack: unknown, path: string, target: unknown, depth: number): string | undefined {
+/** The router of an Express app: `app.router` in Express 5, `app._router` in Express 4. */
+export function routerOf(app: unknown): unknown {
+  if (app === null || (typeof app !== 'object' && typeof app !== 'function')) return undefined;
+  // Express 4 throws from its `app.router` getter.
+  try {
+    const r5 = (app as { router?: unknown }).router;
+    if (r5 !== null && (typeof r5 === 'function' || typeof r5 === 'object')) return r5;
+  } catch { /* Express 4 */ }
+  return (app as { _router?: unknown })._router;
+}
+
+/**
+ * The sub-apps a request went through, outermost first. A sub-app's layer in its parent's router
+ * holds only a `mounted_app` closure, so its router cannot be reached from the layer; but the
+ * innermost app that served the request is `req.app`, and each mounted app knows its `parent`.
+ */
+function subApps(req: object): unknown[] {
+  const out: unknown[] = [];
+  let app = prop<unknown>(req, 'app');
+  // An Express app is a function; one that was mounted has a parent.
+  while (typeof app === 'function' && (app as { parent?: unknown }).parent !== undefined && out.length < 16) {
+    out.push(app);
+    app = (app as { parent?: unknown }).parent;
+  }
+  return out.reverse();
+}
+
+function walk(stack: unknown, path: string, target: unknown, depth: number, apps: unknown[]): string | undefined {
   if (!Array.isArray(stack) || depth > 16) return undefined;
   for (const layer of stack as LayerLike[]) {
     if (layer.route !== undefined) {
@@ -77,20 +104,36 @@ function walk(stack: unknown, path: string, target: unknown, depth: number): str
       if (!matchLayer(layer, path)) continue;
       return routePathString(layer.route.path);
     }
-    const sub = layer.handle?.stack;
-    if (!Array.isArray(sub)) continue;
+    const handle: unknown = layer.handle;
+    const sub = (handle as { stack?: unknown } | undefined)?.stack;
+    const mountsApp = !Array.isArray(sub) && apps.length > 0 && typeof handle === 'function' && handle.name === 'mounted_app';
+    if (!Array.isArray(sub) && !mountsApp) continue;
     const m = matchLayer(layer, path);
     if (!m) continue;
     let rest = path.slice(m.path.length);
     if (rest === '' || rest[0] !== '/') rest = '/' + rest;
-    const inner = walk(sub, rest, target, depth + 1);
-    if (inner !== undefined) return join(mountTemplate(m), inner);
+    if (Array.isArray(sub)) {
+      const inner = walk(sub, rest, target, depth + 1, apps);
+      if (inner !== undefined) return join(mountTemplate(m), inner);
+      continue;
+    }
+    // Which app this layer mounts is unknown: try the request's sub-apps; only the one whose
+    // router holds the route that served the request can match.
+    for (const app of apps) {
+      const inner = walk((routerOf(app) as { stack?: unknown } | undefined)?.stack, rest, target, depth + 1, apps);
+      if (inner !== undefined) return join(mountTemplate(m), inner);
+    }
   }
   return undefined;
 }
 
 const CACHE_PER_ROUTE = 64;
 const cache = new WeakMap<object, Map<string, string>>();
+/**
+ * Routes whose cache filled with one template for every mount value: a route under a mount with
+ * parameters (`/orgs/:org`, one `baseUrl` per org). Their template no longer needs the walk.
+ */
+const sole = new WeakMap<object, string>();
 
 /**
  * The full template of the route that served `req`, or undefined when no route matched.
@@ -104,7 +147,7 @@ export function expressTemplate(req: { route?: { path?: unknown }; baseUrl?: str
   // Mounts without parameters give one baseUrl per route, so this cache almost always hits;
   // it is bounded per route so that mounts with parameters cannot grow it.
   let perRoute = cache.get(route);
-  const hit = perRoute?.get(baseUrl);
+  const hit = perRoute?.get(baseUrl) ?? sole.get(route);
   if (hit !== undefined) return hit;
   let template: string | undefined;
   const stack = (router as { stack?: unknown } | undefined)?.stack;
@@ -112,16 +155,24 @@ export function expressTemplate(req: { route?: { path?: unknown }; baseUrl?: str
     const url = req.originalUrl ?? req.url ?? '/';
     const q = url.indexOf('?');
     const pathname = q < 0 ? url : url.slice(0, q);
-    template = walk(stack, pathname, route, 0);
+    const apps = subApps(req);
+    template = walk(stack, pathname, route, 0, apps);
     // Inside a sub-app the router's patterns are relative to the sub-app's mount point.
     if (template === undefined && mountPath && pathname.startsWith(mountPath)) {
-      const inner = walk(stack, pathname.slice(mountPath.length) || '/', route, 0);
+      const inner = walk(stack, pathname.slice(mountPath.length) || '/', route, 0, apps);
       if (inner !== undefined) template = join(mountPath, inner);
     }
   }
   // Sub-apps hide their router inside a closure; fall back to the conventional label.
   template ??= join(baseUrl, routePathString(route.path));
   if (perRoute === undefined) { perRoute = new Map(); cache.set(route, perRoute); }
-  if (perRoute.size < CACHE_PER_ROUTE) perRoute.set(baseUrl, template);
+  if (perRoute.size < CACHE_PER_ROUTE) {
+    perRoute.set(baseUrl, template);
+    if (perRoute.size === CACHE_PER_ROUTE) {
+      let one = true;
+      for (const t of perRoute.values()) if (t !== template) { one = false; break; }
+      if (one) sole.set(route, template);
+    }
+  }
   return template;
 }

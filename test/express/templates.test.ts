@@ -84,6 +84,50 @@ for (const [name, express] of flavours) {
       await close(server);
     }
   });
+
+  // Regression: a sub-app's layer holds only a `mounted_app` closure, so the walk could not enter
+  // it, and a sub-app mounted under a parameter was labelled with the request's values
+  // (`/shops/acme/about`): one route per shop, until the table overflowed.
+  test(`${name}: sub-apps mounted under parameters are labelled with their patterns`, async () => {
+    const app = express();
+    const mw = leakwatch({ notice: false });
+    app.use(mw);
+    const shop = express();
+    const items = express.Router();
+    items.get('/:item', (req: any, res: any) => res.json({ item: req.params.item }));
+    shop.use('/items', items);
+    shop.get('/about', (_req: any, res: any) => res.json({ ok: true }));
+    const dept = express();
+    dept.get('/x/:y', (req: any, res: any) => res.json({ y: req.params.y }));
+    shop.use('/deep/:dept', dept);
+    app.use('/shops/:shop', shop);
+    app.get('/after', (_req: any, res: any) => res.json({ ok: true }));
+    const server = http.createServer(app);
+    const port = await listen(server);
+    try {
+      // More shops than the per-route cache holds (64), so the template is also found past it.
+      for (let i = 0; i < 70; i++) assert.equal((await get(port, `/shops/s${i}/about`)).status, 200);
+      for (const p of ['/shops/acme/items/1', '/shops/globex/items/2', '/shops/a/deep/q/x/1', '/shops/b/deep/r/x/2', '/after']) {
+        assert.equal((await get(port, p)).status, 200, p);
+      }
+      // A request the sub-app does not answer falls through to the parent's 404.
+      assert.equal((await get(port, '/shops/acme/nothing')).status, 404);
+      const routes = await routesOf(port);
+      assert.deepEqual([...routes.keys()].sort(), [
+        'GET (unmatched)',
+        'GET /after',
+        'GET /shops/:shop/about',
+        'GET /shops/:shop/deep/:dept/x/:y',
+        'GET /shops/:shop/items/:item',
+      ]);
+      assert.equal(routes.get('GET /shops/:shop/about'), 70);
+      assert.equal(routes.get('GET /shops/:shop/items/:item'), 2);
+      assert.equal(routes.get('GET /shops/:shop/deep/:dept/x/:y'), 2);
+    } finally {
+      mw.close();
+      await close(server);
+    }
+  });
 }
 
 test('Express: the route table stays bounded under 100,000 distinct unmatched URLs and many routes', async () => {
