@@ -145,14 +145,16 @@ export class LeakMonitor {
 
   /**
    * Called when a request arrives. Returns undefined if recording failed or the monitor is closed:
-   * the host app goes on.
+   * the host app goes on. `sample: true` makes this one of the sampled requests (heap delta,
+   * resources, replay sample), for an adapter that picks them itself; by default one request in
+   * `sampleEvery` is.
    */
-  start(): RequestState | undefined {
+  start(sample?: boolean): RequestState | undefined {
     // Closed: finish() records nothing, so a request started now would stay in flight.
     if (this.closed) return undefined;
     const inFlight = this.recorder.inFlight;
     try {
-      return this.recorder.start();
+      return this.recorder.start(sample);
     } catch (e) {
       // Counted in but never to be counted out: undo, or checkpoints and probes wait forever
       // for in-flight requests to drain.

@@ -1,5 +1,5 @@
 import v8 from 'node:v8';
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Ring } from './ring';
 import { gcWatch } from './gcwatch';
 import type { CapturedRequest, RetentionEstimate, Verdict } from './types';
@@ -69,8 +69,18 @@ export class RouteStats {
   sumExternalDelta = 0;
   /** Requests during which at least one GC ran: their heap delta is not the garbage they made. */
   withGc = 0;
-  /** Sum over requests of the number in flight when each started; mean concurrency = this / requests. */
+  /**
+   * Requests that were timed, the denominator of `sumDurationMs`, `sumInFlight` and the duration
+   * ring: every request, except under the Fastify adapter in production mode, which times one
+   * request in `sampleEvery` per route and counts the others (see Recorder.countsNext).
+   */
+  timed = 0;
+  /** Sum over timed requests of the number in flight when each started; mean concurrency = this / timed. */
   sumInFlight = 0;
+  /** Requests since this route's last timed one (counted follow, see Recorder.countsNext). */
+  countTick = 0;
+  /** The route's shared 'close' listener for counted requests (see Recorder.counter). */
+  counted: ((this: ServerResponse) => void) | undefined = undefined;
   readonly durationMs: Ring;
   readonly heapDelta: Ring;
   readonly externalDelta: Ring;
@@ -108,6 +118,9 @@ export class RouteStats {
   }
 }
 
+/** What `onFinish` gets for a counted request: one that started before any timed request now running. */
+const COUNTED_STATE: RequestState = { t0: -Infinity, heap0: -1, ext0: 0, gc0: 0, inFlight: 0, resources0: undefined, globals0: -1, sampled: false, ctx: undefined };
+
 /** What the adapters carry from the start of a request to its end. */
 export interface RequestState {
   t0: number;
@@ -139,6 +152,8 @@ export class Recorder {
   /** How many requests fell into an overflow bucket because the route table was full. */
   overflowed = 0;
   private sampleTick = 0;
+  /** performance.now() at the last timed request's start or end: counted requests' lastSeen. */
+  private clock = 0;
   /** method → route → stats: finds a route without building the `method + ' ' + route` key. */
   private readonly index = new Map<string, Map<string, RouteStats>>();
   private lastGlobalsCheck = -Infinity;
@@ -172,6 +187,14 @@ export class Recorder {
     this.globalCount = names.length;
   }
 
+  /**
+   * Whether an adapter that knows the route when a request starts may count most requests
+   * (countsNext): in production mode, and not while `onFinish` waits to name the routes in flight.
+   */
+  get counts(): boolean {
+    return this.base.lean && this.onFinish === undefined;
+  }
+
   /** The constructor's settings, which `light(false)` puts back. */
   private readonly base: { heapSampled: boolean; lean: boolean };
 
@@ -193,11 +216,72 @@ export class Recorder {
     return out;
   }
 
-  start(): RequestState {
+  /**
+   * Counted follow (production mode, for an adapter that knows a request's route when it starts):
+   * true when this request on `stats`'s route need only be counted, with `startCounted()` and the
+   * route's `counter()` listener: no clock, no heap reading, no per-request state. One request in
+   * `sampleEvery` per route (and each route's first) is started with `start(true)` instead, so
+   * durations, concurrency, heap deltas and replay samples come from those; request, error and
+   * aborted counts and the in-flight count stay exact. Counting per route, not per process,
+   * keeps a route whose requests alternate with another's from never being timed.
+   */
+  countsNext(stats: RouteStats): boolean {
+    if (stats.timed === 0) return false;
+    if (++stats.countTick < this.sampleEvery) return true;
+    stats.countTick = 0;
+    return false;
+  }
+
+  /** Starts a counted request (see countsNext). */
+  startCounted(): void {
+    this.inFlight++;
+  }
+
+  /** Ends a counted request on `stats`'s route. */
+  finishCounted(stats: RouteStats, status: number, aborted: boolean): void {
+    this.inFlight = this.inFlight > 0 ? this.inFlight - 1 : 0;
+    this.totalRequests++;
+    stats.requests++;
+    // No clock read here: the last timed request's time in the process (one in sampleEvery).
+    if (stats.lastSeen < this.clock) stats.lastSeen = this.clock;
+    if (aborted) stats.aborted++;
+    else if (status >= 500) stats.serverErrors++;
+    if (this.onFinish !== undefined) this.onFinish(stats, COUNTED_STATE);
+  }
+
+  /**
+   * The route's listener for a counted request's `'close'` on its ServerResponse (emitted once,
+   * after 'finish' or alone when the client went away): one function per route, made once.
+   */
+  counter(stats: RouteStats, fault: (e: unknown) => void): (this: ServerResponse) => void {
+    let f = stats.counted;
+    if (f === undefined) {
+      const rec = this;
+      f = stats.counted = function leakwatchCounted(this: ServerResponse): void {
+        const inFlight = rec.inFlight;
+        try {
+          rec.finishCounted(stats, this.statusCode, !this.writableEnded);
+        } catch (e) {
+          // Never into Node's event emission; and not left in flight, which probes drain on.
+          if (inFlight > 0 && rec.inFlight === inFlight) rec.abandon();
+          fault(e);
+        }
+      };
+    }
+    return f;
+  }
+
+  /**
+   * Starts a timed request. `sample` forces the heap, resource and replay sample of one request
+   * in `sampleEvery` (counted follow decides per route); by default one request in `sampleEvery`
+   * process-wide is sampled.
+   */
+  start(sample?: boolean): RequestState {
     const t0 = performance.now();
+    this.clock = t0;
     let resources0: string[] | undefined;
     let globals0 = -1;
-    const sampled = ++this.sampleTick >= this.sampleEvery;
+    const sampled = sample ?? ++this.sampleTick >= this.sampleEvery;
     if (sampled) {
       this.sampleTick = 0;
       if (!this.lean || ++this.resourcesTick >= RESOURCE_SAMPLES) {
@@ -241,6 +325,7 @@ export class Recorder {
    */
   finish(state: RequestState, method: string, route: string, status: number, aborted: boolean, req?: IncomingMessage, body?: unknown, bodyOf?: (req: IncomingMessage) => unknown): RouteStats {
     const t1 = performance.now();
+    this.clock = t1;
     const hs = state.heap0 >= 0 ? v8.getHeapStatistics() : undefined;
     this.inFlight = this.inFlight > 0 ? this.inFlight - 1 : 0;
     this.totalRequests++;
@@ -248,6 +333,7 @@ export class Recorder {
     const duration = t1 - state.t0;
     stats.requests++;
     stats.lastSeen = t1;
+    stats.timed++;
     stats.sumDurationMs += duration;
     stats.sumInFlight += state.inFlight;
     stats.durationMs.push(duration);

@@ -22,8 +22,14 @@ export interface RouteSummary {
    */
   garbageBytesPerRequest: number;
   externalDeltaPerRequest: number;
+  /** Over `timedRequests`. */
   meanDurationMs: number;
   meanConcurrency: number;
+  /**
+   * Requests whose duration was measured: all of them, except on Fastify in production mode,
+   * where one request in `sampleEvery` per route is timed and the others are only counted.
+   */
+  timedRequests: number;
   /** Share of requests during which a GC ran. */
   gcShare: number;
   serverErrors: number;
@@ -33,13 +39,13 @@ export interface RouteSummary {
   findings: Record<string, unknown>;
   /** ms since the Unix epoch. */
   firstSeenMs: number;
+  /** On Fastify in production mode, to within the process's last timed request (one in `sampleEvery`). */
   lastSeenMs: number;
 }
 
 const CONCERN: Record<Verdict, number> = { leaking: 3, growing: 2, 'warming-up': 1, stable: 0 };
 
 export function summarize(s: RouteStats): RouteSummary {
-  const n = s.requests || 1;
   const e = s.estimate;
   const resources: Record<string, number> = {};
   if (s.sampled > 0) for (const [t, d] of s.resourceDelta) resources[t] = d / s.sampled;
@@ -58,8 +64,10 @@ export function summarize(s: RouteStats): RouteSummary {
     // Heap deltas are read on every request in dev mode, on sampled ones in production mode.
     garbageBytesPerRequest: s.sumHeapDelta / (s.heapSamples || 1),
     externalDeltaPerRequest: s.sumExternalDelta / (s.heapSamples || 1),
-    meanDurationMs: s.sumDurationMs / n,
-    meanConcurrency: s.sumInFlight / n + 1,
+    // Timed requests: all of them, or one in sampleEvery per route under Fastify in production.
+    meanDurationMs: s.sumDurationMs / (s.timed || 1),
+    meanConcurrency: s.sumInFlight / (s.timed || 1) + 1,
+    timedRequests: s.timed,
     gcShare: s.withGc / (s.heapSamples || 1),
     serverErrors: s.serverErrors,
     aborted: s.aborted,

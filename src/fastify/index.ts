@@ -78,8 +78,48 @@ const plugin: FastifyPluginAsync<LeakwatchOptions> = async (fastify: FastifyInst
     return ctx !== null && typeof ctx === 'object' ? ctx : undefined;
   }
 
+  // Counted follow (production mode): a Fastify request's route is known when it starts, so most
+  // requests are only counted on their route, through the route's one shared 'close' listener,
+  // with no clock, no state and no slot on the response (Recorder.countsNext). One request in
+  // sampleEvery per route is timed and sampled as dev mode times every request.
+  const COUNTED = 0;
+  const TIMED = 1;
+  /** Timed, sampled one request in sampleEvery process-wide: dev mode, and what cannot be counted. */
+  const DEFAULT = 2;
+  const rec = monitor.recorder;
+  const fault = (e: unknown): void => monitor.fault(e);
+  function countOrTime(request: FastifyRequest, reply: FastifyReply): number {
+    if (!rec.counts || monitor.closed) return DEFAULT;
+    try {
+      const res = reply.raw;
+      const sock = request.raw.socket as (WatchedSocket & { server?: unknown; destroyed?: boolean }) | null | undefined;
+      // Only a response on a live http.Server connection and not queued behind another; the
+      // timed path below handles the rest.
+      if (res.socket === null || res.destroyed || !sock || sock.server === undefined || sock.destroyed === true) return DEFAULT;
+      const ctx = routeContext(request);
+      const url = ctx !== undefined ? ctx.config?.url : request.routeOptions?.url;
+      const stats = rec.routeFor(request.method, url ?? UNMATCHED);
+      if (!rec.countsNext(stats)) return TIMED;
+      const end = rec.counter(stats, fault);
+      rec.startCounted();
+      try {
+        res.on('close', end);
+      } catch (e) {
+        rec.abandon();
+        monitor.fault(e);
+      }
+      return COUNTED;
+    } catch (e) {
+      // Nothing was counted in: the timed path may still record it.
+      monitor.fault(e);
+      return DEFAULT;
+    }
+  }
+
   function track(request: FastifyRequest, reply: FastifyReply): void {
-    const state = monitor.start();
+    const how = countOrTime(request, reply);
+    if (how === COUNTED) return;
+    const state = monitor.start(how === TIMED ? true : undefined);
     if (state === undefined) return;
     try {
       const res = reply.raw as Tagged;

@@ -91,7 +91,7 @@ function summary(p: Partial<RouteSummary>): RouteSummary {
   return {
     key: 'GET /x', method: 'GET', route: '/x', requests: 100, verdict: 'warming-up', verdictReason: '', retainedBytesPerRequest: null,
     retainedBytesPerRequestLow: null, retainedBytesPerRequestHigh: null, externalBytesPerRequest: null, basis: null,
-    garbageBytesPerRequest: 0, externalDeltaPerRequest: 0, meanDurationMs: 1, meanConcurrency: 1, gcShare: 0, serverErrors: 0,
+    garbageBytesPerRequest: 0, externalDeltaPerRequest: 0, meanDurationMs: 1, meanConcurrency: 1, timedRequests: 100, gcShare: 0, serverErrors: 0,
     aborted: 0, resourceDeltaPerSampledRequest: {}, globalsAdded: [], findings: {}, firstSeenMs: 0, lastSeenMs: 0, ...p,
   };
 }

@@ -1,0 +1,205 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import net from 'node:net';
+import { get } from '../helpers';
+import { startApp, rawExchange, splitResponses, hasResponses } from '../safety/apps';
+import { summarize } from '../../src/core/summary';
+import type { LeakMonitor } from '../../src/core/monitor';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function until(what: string, cond: () => boolean, ms = 3000): Promise<void> {
+  const t0 = Date.now();
+  while (!cond()) {
+    if (Date.now() - t0 > ms) assert.fail(`timed out waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+function route(m: LeakMonitor, path: string) {
+  return m.route('GET', path)!;
+}
+
+// Production mode on Fastify times one request in sampleEvery per route and only counts the
+// others, through one shared listener per route (Recorder.countsNext). What stays exact must stay
+// exact on the counted path too: requests, 5xx, aborted, and the in-flight count probes drain on.
+test('Fastify production: counted requests keep exact request, 5xx, aborted and in-flight counts; durations come from the timed ones', async () => {
+  // sampleEvery 1000: after each route's first request, every request here is a counted one.
+  const app = await startApp('Fastify 5', { mode: 'production', enabled: true, notice: false, autoProbe: false, sampleEvery: 1000 });
+  const m = app.monitor!;
+  try {
+    // Each route's first request is timed.
+    for (const p of ['/hello/first', '/throw', '/slow', '/drip']) await get(app.port, p);
+    await until('the first requests to be recorded', () => m.recorder.inFlight === 0 && m.recorder.totalRequests === 4);
+    for (const p of ['/hello/:name', '/throw', '/slow', '/drip']) assert.equal(route(m, p).timed, 1, p);
+
+    // Counted from here on.
+    for (let i = 0; i < 30; i++) assert.equal((await get(app.port, `/hello/n${i}`)).status, 200);
+    for (let i = 0; i < 3; i++) assert.equal((await get(app.port, '/throw')).status, 500);
+    // The client goes away before any response, and in the middle of a streamed one.
+    for (const [path, afterFirstChunk] of [['/slow', false], ['/drip', true]] as const) {
+      await new Promise<void>((resolve) => {
+        const req = http.request({ host: '127.0.0.1', port: app.port, path, agent: false }, (res) => {
+          if (afterFirstChunk) res.once('data', () => { req.destroy(); resolve(); });
+        });
+        req.on('error', () => { /* we hung up on purpose */ });
+        if (!afterFirstChunk) setTimeout(() => { req.destroy(); resolve(); }, 60);
+        req.end();
+      });
+    }
+    // Keep-alive: 10 requests over one socket.
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    for (let i = 0; i < 10; i++) {
+      await new Promise<void>((resolve, reject) => {
+        http.get({ host: '127.0.0.1', port: app.port, path: `/hello/k${i}`, agent }, (res) => { res.resume(); res.on('end', resolve); }).on('error', reject);
+      });
+    }
+    agent.destroy();
+    // Pipelined: the second response waits behind the first on its connection.
+    const raw = await rawExchange(app.port,
+      'GET /slow HTTP/1.1\r\nHost: localhost\r\n\r\nGET /hello/p1 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n', hasResponses(2));
+    assert.deepEqual(splitResponses(raw).map((p) => p.status), [200, 200]);
+    // And dropped while the first is still being served: the queued one never gets a response.
+    await new Promise<void>((resolve, reject) => {
+      const sock = net.connect(app.port, '127.0.0.1', () => {
+        sock.write('GET /slow HTTP/1.1\r\nHost: localhost\r\n\r\nGET /hello/p2 HTTP/1.1\r\nHost: localhost\r\n\r\n');
+        setTimeout(() => { sock.destroy(); resolve(); }, 100);
+      });
+      sock.on('error', reject);
+    });
+
+    const total = 4 + 30 + 3 + 2 + 10 + 2 + 2;
+    await until('every request to be recorded', () => m.recorder.inFlight === 0 && m.recorder.totalRequests === total);
+    const hello = route(m, '/hello/:name');
+    assert.equal(hello.requests, 1 + 30 + 10 + 2);
+    assert.equal(hello.serverErrors, 0);
+    assert.equal(hello.aborted, 0);
+    const thrown = route(m, '/throw');
+    assert.equal(thrown.requests, 4);
+    assert.equal(thrown.serverErrors, 4, 'every 500 counted, the timed first and the counted three');
+    const slow = route(m, '/slow');
+    assert.equal(slow.requests, 1 + 1 + 2);
+    assert.equal(slow.aborted, 2, 'gone before the response, alone and pipelined');
+    assert.equal(route(m, '/drip').aborted, 1, 'gone mid-stream');
+    // Only the timed requests feed durations: hello's first, and the ones leakwatch could not count
+    // (a response queued behind another is timed, see fastify/index.ts).
+    assert.ok(hello.timed >= 1 && hello.timed <= 3, `hello timed ${hello.timed}`);
+    assert.equal(hello.durationMs.total, hello.timed);
+    const s = summarize(hello);
+    assert.equal(s.requests, 43);
+    assert.equal(s.timedRequests, hello.timed);
+    assert.ok(s.meanDurationMs > 0 && s.meanDurationMs < 1000, `mean duration ${s.meanDurationMs}`);
+    assert.ok(s.meanConcurrency >= 1 && s.meanConcurrency < 3, `mean concurrency ${s.meanConcurrency}`);
+    assert.ok(s.lastSeenMs >= s.firstSeenMs);
+    // The route page says what its mean duration is over.
+    const page = await get(app.port, `/__leaks/routes/${encodeURIComponent('GET /hello/:name')}`);
+    assert.equal(page.status, 200);
+    assert.match(page.body, new RegExp(`over ${hello.timed} timed requests`));
+    assert.equal(m.faults, 0);
+  } finally {
+    await app.close();
+  }
+});
+
+test('Fastify production: one request in sampleEvery per route is timed, even when routes alternate', async () => {
+  const app = await startApp('Fastify 5', { mode: 'production', enabled: true, notice: false, autoProbe: false, sampleEvery: 4 });
+  const m = app.monitor!;
+  try {
+    // Alternating routes: one counter for the whole process would time only one of them.
+    for (let i = 0; i < 40; i++) assert.equal((await get(app.port, i % 2 === 0 ? `/hello/a${i}` : '/stream')).status, 200);
+    await until('every request to be recorded', () => m.recorder.inFlight === 0 && m.recorder.totalRequests === 40);
+    for (const p of ['/hello/:name', '/stream']) {
+      const st = route(m, p);
+      assert.equal(st.requests, 20, p);
+      // The first, then one in 4 of the 19 after it.
+      assert.equal(st.timed, 1 + Math.floor(19 / 4), p);
+      assert.equal(st.heapSamples, st.timed, `${p}: every timed request is a heap sample`);
+      assert.ok(st.lastRequest !== undefined, `${p}: a replay sample was kept`);
+    }
+  } finally {
+    await app.close();
+  }
+});
+
+test('Fastify dev mode times every request', async () => {
+  const app = await startApp('Fastify 5', { notice: false, autoProbe: false });
+  const m = app.monitor!;
+  try {
+    for (let i = 0; i < 12; i++) await get(app.port, `/hello/d${i}`);
+    await until('every request to be recorded', () => m.recorder.inFlight === 0 && m.recorder.totalRequests === 12);
+    assert.equal(route(m, '/hello/:name').timed, 12);
+    assert.equal(route(m, '/hello/:name').heapSamples, 12);
+  } finally {
+    await app.close();
+  }
+});
+
+test('Fastify production: a process warning names the route of a counted request in flight', async () => {
+  const app = await startApp('Fastify 5', { mode: 'production', enabled: true, notice: false, autoProbe: false, sampleEvery: 1000 });
+  const m = app.monitor!;
+  const name = 'LeakwatchCountedTestWarning';
+  try {
+    await get(app.port, '/slow'); // the route's first request is timed; the next is counted
+    const pending = get(app.port, '/slow');
+    await until('the counted request to be in flight', () => m.recorder.inFlight === 1);
+    assert.equal(route(m, '/slow').timed, 1);
+    process.emitWarning('a warning while /slow is in flight (expected in this test)', name);
+    assert.equal((await pending).status, 200);
+    let routes: string[] = [];
+    for (let i = 0; i < 100 && routes.length === 0; i++) {
+      const w = (await get(app.port, '/__leaks/api/status/warnings')).json();
+      routes = w.warnings.find((x: { name: string }) => x.name === name)?.routes ?? [];
+      if (routes.length === 0) await sleep(10);
+    }
+    assert.deepEqual(routes, ['GET /slow']);
+    assert.equal(route(m, '/slow').requests, 2);
+    assert.equal(route(m, '/slow').timed, 1, 'the request in flight was counted, not timed');
+  } finally {
+    await app.close();
+  }
+});
+
+test('Fastify production: faults injected into the counted path leave responses byte-identical and nothing in flight', async () => {
+  const reqs = [
+    'GET /hello/x HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n',
+    'GET /throw HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n',
+    'GET /stream HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n',
+    'GET /nope?q=1 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n',
+  ];
+  const transcript = async (port: number): Promise<string[]> => {
+    const out: string[] = [];
+    for (const r of reqs) out.push((await rawExchange(port, r, () => false)).replace(/\r\ndate: [^\r]*/gi, ''));
+    return out;
+  };
+  const bare = await startApp('Fastify 5', {}, { leakwatch: false });
+  let expected: string[];
+  try { expected = await transcript(bare.port); } finally { await bare.close(); }
+  assert.match(expected[0], /^HTTP\/1\.1 200/);
+
+  const app = await startApp('Fastify 5', { mode: 'production', enabled: true, notice: false, autoProbe: false, sampleEvery: 1000, logger: { info() {}, warn() {} } });
+  const m = app.monitor!;
+  try {
+    // Each route's first request is timed; from the second on, they are counted.
+    assert.deepEqual(await transcript(app.port), expected, 'healthy, timed');
+    assert.deepEqual(await transcript(app.port), expected, 'healthy, counted');
+    const r = m.recorder as any;
+    for (const name of ['countsNext', 'counter', 'startCounted', 'finishCounted', 'routeFor']) {
+      const faults0 = m.faults;
+      const total0 = m.recorder.totalRequests;
+      r[name] = () => { throw new Error(`injected fault in recorder.${name}`); };
+      try {
+        assert.deepEqual(await transcript(app.port), expected, `with a fault in ${name}`);
+        await until(`inFlight back to 0 after a fault in ${name}`, () => m.recorder.inFlight === 0);
+        assert.ok(m.faults > faults0, `${name}: the fault was counted`);
+      } finally { delete r[name]; }
+      // Healthy again: every request recorded.
+      const before = m.recorder.totalRequests;
+      assert.deepEqual(await transcript(app.port), expected, `after a fault in ${name}`);
+      await until(`the requests after ${name} to be recorded`, () => m.recorder.inFlight === 0 && m.recorder.totalRequests === before + reqs.length);
+      assert.ok(before >= total0);
+    }
+  } finally {
+    await app.close();
+  }
+});
