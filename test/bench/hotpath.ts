@@ -15,6 +15,7 @@ import { fastifyLeakwatch } from '../../src/fastify/index';
 import type { LeakMonitor } from '../../src/core/monitor';
 import { fix, machine, median, table, writeResult } from './util';
 import { prop } from '../../src/core/prop';
+import { expressTemplate, routerOf } from '../../src/express/template';
 
 const BATCH = 2000;
 const quick = process.argv.includes('--quick');
@@ -145,6 +146,32 @@ async function main(): Promise<void> {
   const rec10 = new Recorder(200, 128, 8, 65536);
   const routes = Array.from({ length: 10 }, (_, i) => `/r${i}/:id`);
   cases.push({ name: 'Recorder start+finish+capture, 10 routes', run: loop((i) => { rec10.finish(rec10.start(), 'GET', routes[i % 10], 200, false, req as never); }) });
+
+  // Express route templates under a mount with parameters: a new `baseUrl` on every request, so
+  // the per-baseUrl cache cannot serve them. One sub-app mounted once is served by the route's
+  // one-template memo once 64 values agreed; mounted at two such paths, every request walks.
+  for (const twice of [false, true]) {
+    const express = require('express') as any;
+    const app = express();
+    const shop = express();
+    shop.get('/about', (_q: unknown, s: { end(): void }) => s.end());
+    app.use('/shops/:shop', shop);
+    if (twice) app.use('/stores/:store', shop);
+    const router = routerOf(app);
+    const route = (routerOf(shop) as { stack: Array<{ route?: unknown }> }).stack.find((l) => l.route)!.route;
+    let n = 0;
+    const reqs = (): Array<Record<string, unknown>> => Array.from({ length: BATCH }, () => {
+      const v = `s${n++}`;
+      const base = twice && n % 2 === 0 ? `/stores/${v}` : `/shops/${v}`;
+      return { route, baseUrl: base, originalUrl: base + '/about', url: '/about', app: shop };
+    });
+    let batchReqs = reqs();
+    cases.push({
+      name: `Express template, sub-app under a parameter, a new value per request${twice ? ', mounted at two paths (walks)' : ''}`,
+      run: () => { for (const r of batchReqs) sink += expressTemplate(r as never, router, '')!.length; batchReqs = reqs(); },
+      harness: () => { for (const r of batchReqs) sink += (r.baseUrl as string).length; batchReqs = reqs(); },
+    });
+  }
 
   // Express adapter: the real middleware with stand-in req/res, finished the way Node finishes.
   for (const mode of ['dev', 'production'] as const) {
