@@ -2,20 +2,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
-import { get } from '../helpers';
+import { get, sleep, until } from '../helpers';
 import { startApp, rawExchange, splitResponses, hasResponses } from '../safety/apps';
 import { summarize } from '../../src/core/summary';
 import type { LeakMonitor } from '../../src/core/monitor';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(what: string, cond: () => boolean, ms = 3000): Promise<void> {
-  const t0 = Date.now();
-  while (!cond()) {
-    if (Date.now() - t0 > ms) assert.fail(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
 
 function route(m: LeakMonitor, path: string) {
   return m.route('GET', path)!;

@@ -2,19 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
-import { get, request } from '../helpers';
+import { get, request, sleep, until } from '../helpers';
 import { FLAVOURS, startApp, captureLogger, rawExchange, splitResponses, hasResponses, type AppHandle, type Flavour } from './apps';
 import type { LeakMonitor } from '../../src/core/monitor';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(what: string, cond: () => boolean, ms = 3000): Promise<void> {
-  const t0 = Date.now();
-  while (!cond()) {
-    if (Date.now() - t0 > ms) assert.fail(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
 
 function stats(m: LeakMonitor, route: string) {
   return m.route('GET', route);
