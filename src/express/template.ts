@@ -131,9 +131,44 @@ const CACHE_PER_ROUTE = 64;
 const cache = new WeakMap<object, Map<string, string>>();
 /**
  * Routes whose cache filled with one template for every mount value: a route under a mount with
- * parameters (`/orgs/:org`, one `baseUrl` per org). Their template no longer needs the walk.
+ * parameters (`/orgs/:org`, one `baseUrl` per org). Their template no longer needs the walk for a
+ * `baseUrl` of the same shape: as many segments, and the same literal ones where the mount's
+ * pattern has literals (so that a router also mounted at `/v2/:org` is still walked for those).
  */
-const sole = new WeakMap<object, string>();
+interface Sole { template: string; mount: string[] }
+const sole = new WeakMap<object, Sole>();
+
+/** The mount part of `template` as segments, when it is only literals and `:name` parameters. */
+function mountShape(template: string, routePath: string): string[] | undefined {
+  // join() leaves a route at '/' as its mount path alone.
+  const path = routePath === '/' ? template : template.endsWith(routePath) ? template.slice(0, template.length - routePath.length) : undefined;
+  if (path === undefined) return undefined;
+  const mount = path.split('/');
+  for (const seg of mount) if (!/^(?::\w+|[\w.~-]*)$/.test(seg)) return undefined;
+  return mount;
+}
+
+function fits(shape: string[], baseUrl: string): boolean {
+  // Compared in place, by character codes: split(), and even indexOf() and startsWith() with a
+  // position, cost several times the rest of the lookup (bench:hotpath).
+  let end = baseUrl.length;
+  while (end > 0 && baseUrl.charCodeAt(end - 1) === 47 /* '/' */) end--;
+  let pos = 0;
+  for (let i = 0; i < shape.length; i++) {
+    let next = pos;
+    while (next < end && baseUrl.charCodeAt(next) !== 47) next++;
+    if ((i === shape.length - 1) !== (next === end)) return false;
+    const p = shape[i];
+    if (p.charCodeAt(0) === 58 /* ':' */) {
+      if (next === pos) return false;
+    } else {
+      if (next - pos !== p.length) return false;
+      for (let k = 0; k < p.length; k++) if (baseUrl.charCodeAt(pos + k) !== p.charCodeAt(k)) return false;
+    }
+    pos = next + 1;
+  }
+  return true;
+}
 
 /**
  * The full template of the route that served `req`, or undefined when no route matched.
@@ -147,8 +182,10 @@ export function expressTemplate(req: { route?: { path?: unknown }; baseUrl?: str
   // Mounts without parameters give one baseUrl per route, so this cache almost always hits;
   // it is bounded per route so that mounts with parameters cannot grow it.
   let perRoute = cache.get(route);
-  const hit = perRoute?.get(baseUrl) ?? sole.get(route);
+  const hit = perRoute?.get(baseUrl);
   if (hit !== undefined) return hit;
+  const one = sole.get(route);
+  if (one !== undefined && fits(one.mount, baseUrl)) return one.template;
   let template: string | undefined;
   const stack = (router as { stack?: unknown } | undefined)?.stack;
   if (stack !== undefined) {
@@ -169,9 +206,10 @@ export function expressTemplate(req: { route?: { path?: unknown }; baseUrl?: str
   if (perRoute.size < CACHE_PER_ROUTE) {
     perRoute.set(baseUrl, template);
     if (perRoute.size === CACHE_PER_ROUTE) {
-      let one = true;
-      for (const t of perRoute.values()) if (t !== template) { one = false; break; }
-      if (one) sole.set(route, template);
+      let same = true;
+      for (const t of perRoute.values()) if (t !== template) { same = false; break; }
+      const mount = same ? mountShape(template, routePathString(route.path)) : undefined;
+      if (mount !== undefined) sole.set(route, { template, mount });
     }
   }
   return template;

@@ -100,13 +100,24 @@ for (const [name, express] of flavours) {
     const dept = express();
     dept.get('/x/:y', (req: any, res: any) => res.json({ y: req.params.y }));
     shop.use('/deep/:dept', dept);
+    shop.get('/', (_req: any, res: any) => res.json({ home: true }));
     app.use('/shops/:shop', shop);
+    // One router at two mounts with parameters: the first 64 values all come from the first.
+    const api = express.Router();
+    api.get('/ping', (_req: any, res: any) => res.json({ pong: true }));
+    app.use('/v1/:tenant', api);
+    app.use('/v2/:tenant', api);
     app.get('/after', (_req: any, res: any) => res.json({ ok: true }));
     const server = http.createServer(app);
     const port = await listen(server);
     try {
       // More shops than the per-route cache holds (64), so the template is also found past it.
-      for (let i = 0; i < 70; i++) assert.equal((await get(port, `/shops/s${i}/about`)).status, 200);
+      for (let i = 0; i < 70; i++) {
+        assert.equal((await get(port, `/shops/s${i}/about`)).status, 200);
+        assert.equal((await get(port, `/shops/s${i}`)).status, 200);
+        assert.equal((await get(port, `/v1/t${i}/ping`)).status, 200);
+      }
+      for (let i = 0; i < 3; i++) assert.equal((await get(port, `/v2/t${i}/ping`)).status, 200);
       for (const p of ['/shops/acme/items/1', '/shops/globex/items/2', '/shops/a/deep/q/x/1', '/shops/b/deep/r/x/2', '/after']) {
         assert.equal((await get(port, p)).status, 200, p);
       }
@@ -116,11 +127,17 @@ for (const [name, express] of flavours) {
       assert.deepEqual([...routes.keys()].sort(), [
         'GET (unmatched)',
         'GET /after',
+        'GET /shops/:shop',
         'GET /shops/:shop/about',
         'GET /shops/:shop/deep/:dept/x/:y',
         'GET /shops/:shop/items/:item',
+        'GET /v1/:tenant/ping',
+        'GET /v2/:tenant/ping',
       ]);
       assert.equal(routes.get('GET /shops/:shop/about'), 70);
+      assert.equal(routes.get('GET /shops/:shop'), 70);
+      assert.equal(routes.get('GET /v1/:tenant/ping'), 70);
+      assert.equal(routes.get('GET /v2/:tenant/ping'), 3, 'not read as the first mount once 64 values agreed');
       assert.equal(routes.get('GET /shops/:shop/items/:item'), 2);
       assert.equal(routes.get('GET /shops/:shop/deep/:dept/x/:y'), 2);
     } finally {
