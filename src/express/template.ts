@@ -5,7 +5,9 @@
  * mount points (`/api/v1/orgs/acme`), so the mount patterns must come from the router layers.
  * Express 4 and router 1.x keep no pattern string on a layer; router 2.3+ does (`rawPath`, and
  * `match()` returns the pattern). We re-run each layer's own `match()` once the request is over,
- * which is synchronous and so cannot interleave with Express's own dispatch.
+ * which is synchronous and so cannot interleave with Express's own dispatch. A sub-app's layer
+ * holds only a closure; its router is found through `req.app`, the innermost app that served the
+ * request, and that app's `parent` chain.
  */
 
 import { prop } from '../core/prop';
@@ -96,7 +98,7 @@ function subApps(req: object): unknown[] {
   return out.reverse();
 }
 
-function walk(stack: unknown, path: string, target: unknown, depth: number, apps: unknown[]): string | undefined {
+function walk(stack: unknown, path: string, target: unknown, depth: number, apps: unknown[], from: number): string | undefined {
   if (!Array.isArray(stack) || depth > 16) return undefined;
   for (const layer of stack as LayerLike[]) {
     if (layer.route !== undefined) {
@@ -106,21 +108,22 @@ function walk(stack: unknown, path: string, target: unknown, depth: number, apps
     }
     const handle: unknown = layer.handle;
     const sub = (handle as { stack?: unknown } | undefined)?.stack;
-    const mountsApp = !Array.isArray(sub) && apps.length > 0 && typeof handle === 'function' && handle.name === 'mounted_app';
+    const mountsApp = !Array.isArray(sub) && from < apps.length && typeof handle === 'function' && handle.name === 'mounted_app';
     if (!Array.isArray(sub) && !mountsApp) continue;
     const m = matchLayer(layer, path);
     if (!m) continue;
     let rest = path.slice(m.path.length);
     if (rest === '' || rest[0] !== '/') rest = '/' + rest;
     if (Array.isArray(sub)) {
-      const inner = walk(sub, rest, target, depth + 1, apps);
+      const inner = walk(sub, rest, target, depth + 1, apps, from);
       if (inner !== undefined) return join(mountTemplate(m), inner);
       continue;
     }
-    // Which app this layer mounts is unknown: try the request's sub-apps; only the one whose
-    // router holds the route that served the request can match.
-    for (const app of apps) {
-      const inner = walk((routerOf(app) as { stack?: unknown } | undefined)?.stack, rest, target, depth + 1, apps);
+    // Which app this layer mounts is unknown: try the request's sub-apps below the ones already
+    // entered (the chain runs outermost first); only the one whose router holds the route that
+    // served the request can match.
+    for (let i = from; i < apps.length; i++) {
+      const inner = walk((routerOf(apps[i]) as { stack?: unknown } | undefined)?.stack, rest, target, depth + 1, apps, i + 1);
       if (inner !== undefined) return join(mountTemplate(m), inner);
     }
   }
@@ -193,14 +196,14 @@ export function expressTemplate(req: { route?: { path?: unknown }; baseUrl?: str
     const q = url.indexOf('?');
     const pathname = q < 0 ? url : url.slice(0, q);
     const apps = subApps(req);
-    template = walk(stack, pathname, route, 0, apps);
+    template = walk(stack, pathname, route, 0, apps, 0);
     // Inside a sub-app the router's patterns are relative to the sub-app's mount point.
     if (template === undefined && mountPath && pathname.startsWith(mountPath)) {
-      const inner = walk(stack, pathname.slice(mountPath.length) || '/', route, 0, apps);
+      const inner = walk(stack, pathname.slice(mountPath.length) || '/', route, 0, apps, 0);
       if (inner !== undefined) template = join(mountPath, inner);
     }
   }
-  // Sub-apps hide their router inside a closure; fall back to the conventional label.
+  // A router the walk could not enter (an app mounted by other means): the conventional label.
   template ??= join(baseUrl, routePathString(route.path));
   if (perRoute === undefined) { perRoute = new Map(); cache.set(route, perRoute); }
   if (perRoute.size < CACHE_PER_ROUTE) {
