@@ -49,8 +49,7 @@ const plugin: FastifyPluginAsync<LeakwatchOptions> = async (fastify: FastifyInst
       const request = reply.request;
       const aborted = !res.writableEnded;
       const ctx = routeContext(request);
-      const url = ctx !== undefined ? ctx.config?.url : request.routeOptions?.url;
-      const stats = monitor.finish(state, request.method, url ?? UNMATCHED, aborted ? 0 : res.statusCode, aborted, request.raw, aborted ? undefined : request.body);
+      const stats = monitor.finish(state, request.method, routeLabel(request, ctx), aborted ? 0 : res.statusCode, aborted, request.raw, aborted ? undefined : request.body);
       // The reply holds the raw response and the request, which holds the raw request and its socket.
       if (monitor.holdsLast) monitor.holdLast(reply);
       if (stats !== undefined && stats.attributionId === NOT_TRIED && monitor.attribution !== undefined) {
@@ -78,6 +77,11 @@ const plugin: FastifyPluginAsync<LeakwatchOptions> = async (fastify: FastifyInst
     return ctx !== null && typeof ctx === 'object' ? ctx : undefined;
   }
 
+  /** The route's URL with its prefix (`routeOptions.url`), or UNMATCHED for Fastify's 404s. */
+  function routeLabel(request: FastifyRequest, ctx: RouteContext | undefined): string {
+    return (ctx !== undefined ? ctx.config?.url : request.routeOptions?.url) ?? UNMATCHED;
+  }
+
   // Counted follow (production mode): a Fastify request's route is known when it starts, so most
   // requests are only counted on their route, through the route's one shared 'close' listener,
   // with no clock, no state and no slot on the response (Recorder.countsNext). One request in
@@ -96,9 +100,7 @@ const plugin: FastifyPluginAsync<LeakwatchOptions> = async (fastify: FastifyInst
       // Only a response on a live http.Server connection and not queued behind another; the
       // timed path below handles the rest.
       if (res.socket === null || res.destroyed || !sock || sock.server === undefined || sock.destroyed === true) return DEFAULT;
-      const ctx = routeContext(request);
-      const url = ctx !== undefined ? ctx.config?.url : request.routeOptions?.url;
-      const stats = rec.routeFor(request.method, url ?? UNMATCHED);
+      const stats = rec.routeFor(request.method, routeLabel(request, routeContext(request)));
       if (!rec.countsNext(stats)) return TIMED;
       const end = rec.counter(stats, fault);
       rec.startCounted();
