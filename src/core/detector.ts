@@ -428,6 +428,8 @@ export class Detector {
 
   private record(p: Point): void {
     const rec = this.monitor.recorder;
+    // Request counts are the checkpoint's x axis (core/counted.ts).
+    rec.settle();
     // New routes get a column; a route first seen now has zeros before, which is the truth.
     for (const stats of rec.routes.values()) {
       if (this.routeIndex.has(stats.key)) continue;

@@ -130,9 +130,11 @@ export class LeakMonitor {
 
   /** True for the mount point and everything under it. Cheap: called on every request. */
   isOwnPath(url: string | undefined): boolean {
-    if (url === undefined) return false;
     const p = this.options.path;
-    if (!url.startsWith(p)) return false;
+    // The path is at least two characters and starts with '/': comparing the second first turns
+    // nearly every app request away without a startsWith call (~130 instructions per request under
+    // callgrind).
+    if (url === undefined || url.charCodeAt(1) !== p.charCodeAt(1) || !url.startsWith(p)) return false;
     const c = url.charCodeAt(p.length);
     // end of string, '/', '?' or '#'
     return Number.isNaN(c) || c === 47 || c === 63 || c === 35;
@@ -152,13 +154,13 @@ export class LeakMonitor {
   start(sample?: boolean): RequestState | undefined {
     // Closed: finish() records nothing, so a request started now would stay in flight.
     if (this.closed) return undefined;
-    const inFlight = this.recorder.inFlight;
+    const inFlight = this.recorder.active;
     try {
       return this.recorder.start(sample);
     } catch (e) {
       // Counted in but never to be counted out: undo, or checkpoints and probes wait forever
       // for in-flight requests to drain.
-      if (this.recorder.inFlight > inFlight) this.recorder.abandon();
+      if (this.recorder.active > inFlight) this.recorder.abandon();
       this.fault(e);
       return undefined;
     }
@@ -170,12 +172,12 @@ export class LeakMonitor {
    */
   finish(state: RequestState | undefined, method: string, route: string, status: number, aborted: boolean, req?: IncomingMessage, body?: unknown, bodyOf?: (req: IncomingMessage) => unknown): RouteStats | undefined {
     if (state === undefined || this.closed) return undefined;
-    const inFlight = this.recorder.inFlight;
+    const inFlight = this.recorder.active;
     try {
       return this.recorder.finish(state, method, route, status, aborted, req, body, bodyOf);
     } catch (e) {
       // A finish that failed before counting the request out would leave inFlight high for good.
-      if (inFlight > 0 && this.recorder.inFlight === inFlight) this.recorder.abandon();
+      if (inFlight > 0 && this.recorder.active === inFlight) this.recorder.abandon();
       this.fault(e);
       return undefined;
     }
@@ -206,6 +208,9 @@ export class LeakMonitor {
    */
   async handle(req: IncomingMessage, res: ServerResponse, opts: { clientIp?: string; body?: unknown; base?: string } = {}): Promise<void> {
     try {
+      // Every page and API answer reads counts: the counted requests that finished on idle
+      // connections are settled first (core/counted.ts).
+      this.recorder.settle();
       let allowed: unknown;
       if (this.options.authorizeIsDefault) {
         allowed = isLoopbackAddress(opts.clientIp ?? req.socket?.remoteAddress);
@@ -241,6 +246,7 @@ export class LeakMonitor {
 
   /** A route's stats by method and template. */
   route(method: string, route: string): RouteStats | undefined {
+    this.recorder.settle();
     return this.recorder.routes.get(method.toUpperCase() + ' ' + route);
   }
 

@@ -1,5 +1,5 @@
 import v8 from 'node:v8';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import { Ring } from './ring';
 import { gcWatch } from './gcwatch';
 import type { CapturedRequest, RetentionEstimate, Verdict } from './types';
@@ -41,7 +41,7 @@ const GLOBALS_CHECK_MS = 50;
 const GLOBALS_CHECK_SAMPLES = 32;
 /**
  * Production mode reads active resources on one sampled request in this many (one request in
- * 64 at the default sampleEvery). `process.getActiveResourcesInfo()` builds a string per open
+ * 128 at production's default sampleEvery of 16). `process.getActiveResourcesInfo()` builds a string per open
  * handle, twice per reading: callgrind put it at ~950 instructions per request on a Fastify hello
  * route with 10 keep-alive connections when every sampled request read it, and it grows with
  * the connections. The per-route deltas are averages over readings, so fewer readings only
@@ -79,8 +79,6 @@ export class RouteStats {
   sumInFlight = 0;
   /** Requests since this route's last timed one (counted follow, see Recorder.countsNext). */
   countTick = 0;
-  /** The route's shared 'close' listener for counted requests (see Recorder.counter). */
-  counted: ((this: ServerResponse) => void) | undefined = undefined;
   readonly durationMs: Ring;
   readonly heapDelta: Ring;
   readonly externalDelta: Ring;
@@ -147,7 +145,16 @@ const RESOURCE_TYPES_PER_ROUTE = 32;
  */
 export class Recorder {
   readonly routes = new Map<string, RouteStats>();
-  inFlight = 0;
+  /**
+   * Requests started and not yet finished, as the hot path keeps it: counted requests that ended
+   * but wait on their connection to be settled (core/counted.ts) are still in it. Read `inFlight`.
+   */
+  active = 0;
+  /**
+   * What ends the counted requests that have finished but wait on their connection to be settled
+   * (core/counted.ts); run before `inFlight` is read, and by readers of the counts (`settle()`).
+   */
+  settler: (() => void) | undefined = undefined;
   totalRequests = 0;
   /** How many requests fell into an overflow bucket because the route table was full. */
   overflowed = 0;
@@ -218,8 +225,8 @@ export class Recorder {
 
   /**
    * Counted follow (production mode, for an adapter that knows a request's route when it starts):
-   * true when this request on `stats`'s route need only be counted, with `startCounted()` and the
-   * route's `counter()` listener: no clock, no heap reading, no per-request state. One request in
+   * true when this request on `stats`'s route need only be counted, with `startCounted()` and
+   * `finishCounted()` (core/counted.ts): no clock, no heap reading, no per-request state. One request in
    * `sampleEvery` per route (and each route's first) is started with `start(true)` instead, so
    * durations, concurrency, heap deltas and replay samples come from those; request, error and
    * aborted counts and the in-flight count stay exact. Counting per route, not per process,
@@ -234,12 +241,12 @@ export class Recorder {
 
   /** Starts a counted request (see countsNext). */
   startCounted(): void {
-    this.inFlight++;
+    this.active++;
   }
 
   /** Ends a counted request on `stats`'s route. */
   finishCounted(stats: RouteStats, status: number, aborted: boolean): void {
-    this.inFlight = this.inFlight > 0 ? this.inFlight - 1 : 0;
+    this.active = this.active > 0 ? this.active - 1 : 0;
     this.totalRequests++;
     stats.requests++;
     // No clock read here: the last timed request's time in the process (one in sampleEvery).
@@ -247,28 +254,6 @@ export class Recorder {
     if (aborted) stats.aborted++;
     else if (status >= 500) stats.serverErrors++;
     if (this.onFinish !== undefined) this.onFinish(stats, COUNTED_STATE);
-  }
-
-  /**
-   * The route's listener for a counted request's `'close'` on its ServerResponse (emitted once,
-   * after 'finish' or alone when the client went away): one function per route, made once.
-   */
-  counter(stats: RouteStats, fault: (e: unknown) => void): (this: ServerResponse) => void {
-    let f = stats.counted;
-    if (f === undefined) {
-      const rec = this;
-      f = stats.counted = function leakwatchCounted(this: ServerResponse): void {
-        const inFlight = rec.inFlight;
-        try {
-          rec.finishCounted(stats, this.statusCode, !this.writableEnded);
-        } catch (e) {
-          // Never into Node's event emission; and not left in flight, which probes drain on.
-          if (inFlight > 0 && rec.inFlight === inFlight) rec.abandon();
-          fault(e);
-        }
-      };
-    }
-    return f;
   }
 
   /**
@@ -310,7 +295,7 @@ export class Recorder {
       heap0,
       ext0,
       gc0: gcWatch.count,
-      inFlight: this.inFlight++,
+      inFlight: this.active++,
       resources0,
       globals0,
       sampled,
@@ -327,7 +312,7 @@ export class Recorder {
     const t1 = performance.now();
     this.clock = t1;
     const hs = state.heap0 >= 0 ? v8.getHeapStatistics() : undefined;
-    this.inFlight = this.inFlight > 0 ? this.inFlight - 1 : 0;
+    this.active = this.active > 0 ? this.active - 1 : 0;
     this.totalRequests++;
     const stats = this.routeFor(method, route);
     const duration = t1 - state.t0;
@@ -360,19 +345,38 @@ export class Recorder {
     return stats;
   }
 
-  /** Forget a request that will never finish normally (the adapter lost track of it). */
-  abandon(): void {
-    this.inFlight = this.inFlight > 0 ? this.inFlight - 1 : 0;
+  /**
+   * Requests in flight: started and not finished. Counted requests that finished while waiting on
+   * an idle connection are settled first, so this is exact when read.
+   */
+  get inFlight(): number {
+    this.settle();
+    return this.active;
   }
 
-  routeFor(method: string, route: string): RouteStats {
+  /** Settles the counted requests that have finished (see `settler`); the counts are exact after it. */
+  settle(): void {
+    if (this.settler !== undefined) this.settler();
+  }
+
+  /** Forget a request that will never finish normally (the adapter lost track of it). */
+  abandon(): void {
+    this.active = this.active > 0 ? this.active - 1 : 0;
+  }
+
+  /**
+   * The stats of a route, made on first sight; past `maxRoutes`, the method's overflow bucket.
+   * Each call that lands in the overflow bucket counts one request in `overflowed`, unless
+   * `request` is false (a lookup that records no request).
+   */
+  routeFor(method: string, route: string, request = true): RouteStats {
     const known = this.index.get(method)?.get(route);
     if (known !== undefined) return known;
     const key = method + ' ' + route;
     let stats = this.routes.get(key);
     if (stats !== undefined) return stats;
     if (this.routes.size >= this.maxRoutes && route !== UNMATCHED) {
-      this.overflowed++;
+      if (request) this.overflowed++;
       const okey = method + ' ' + OVERFLOW;
       stats = this.routes.get(okey);
       if (stats !== undefined) return stats;

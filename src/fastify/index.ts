@@ -2,12 +2,13 @@ import fp from 'fastify-plugin';
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
 import type { ServerResponse } from 'node:http';
 import { LeakMonitor } from '../core/monitor';
-import { UNMATCHED } from '../core/recorder';
-import type { RequestState } from '../core/recorder';
+import { OVERFLOW, UNMATCHED } from '../core/recorder';
+import type { RequestState, RouteStats } from '../core/recorder';
 import type { LeakwatchOptions } from '../core/types';
 import { announce } from '../core/notice';
 import { NOT_TRIED, unwrapHandler } from '../core/attribution';
 import { QueuedResponses, type WatchedSocket } from '../core/queued';
+import { COUNTED, CountedResponses, TIMED, UNCOUNTABLE } from '../core/counted';
 
 export type { LeakwatchOptions } from '../core/types';
 
@@ -83,38 +84,44 @@ const plugin: FastifyPluginAsync<LeakwatchOptions> = async (fastify: FastifyInst
   }
 
   // Counted follow (production mode): a Fastify request's route is known when it starts, so most
-  // requests are only counted on their route, through the route's one shared 'close' listener,
-  // with no clock, no state and no slot on the response (Recorder.countsNext). One request in
-  // sampleEvery per route is timed and sampled as dev mode times every request.
-  const COUNTED = 0;
-  const TIMED = 1;
-  /** Timed, sampled one request in sampleEvery process-wide: dev mode, and what cannot be counted. */
-  const DEFAULT = 2;
+  // requests are only counted on their route, with no clock, no per-request state and no listener:
+  // they wait on their connection until the next request or its close (core/counted.ts). One
+  // request in sampleEvery per route is timed and sampled as dev mode times every request.
   const rec = monitor.recorder;
-  const fault = (e: unknown): void => monitor.fault(e);
+  // Production mode only (Recorder.counts also waits out a pending process warning, per request).
+  const counted = monitor.options.mode === 'production' ? new CountedResponses(rec, (e) => monitor.fault(e)) : undefined;
+  if (counted !== undefined) monitor.features.counted = counted;
+
+  // A route's stats, cached on Fastify's route context under our own symbol: one property read
+  // instead of the label, two Map lookups and a string hash per request. The recorder never drops
+  // a route, so the cached entry stays the table's. A context may serve several methods.
+  const kStats = Symbol('leakwatch.route');
+  function routeStats(request: FastifyRequest): RouteStats {
+    const ctx = routeContext(request) as (RouteContext & { [kStats]?: RouteStats }) | undefined;
+    const known = ctx?.[kStats];
+    if (known !== undefined && known.method === request.method) return known;
+    // No request recorded by this lookup: a timed request is, by LeakMonitor.finish.
+    const stats = rec.routeFor(request.method, routeLabel(request, ctx), false);
+    if (ctx !== undefined) ctx[kStats] = stats;
+    return stats;
+  }
+
+  /** COUNTED, TIMED (sampled) or UNCOUNTABLE (timed, sampled one in sampleEvery process-wide). */
   function countOrTime(request: FastifyRequest, reply: FastifyReply): number {
-    if (!rec.counts || monitor.closed) return DEFAULT;
+    if (counted === undefined || monitor.closed) return UNCOUNTABLE;
     try {
-      const res = reply.raw;
-      const sock = request.raw.socket as (WatchedSocket & { server?: unknown; destroyed?: boolean }) | null | undefined;
-      // Only a response on a live http.Server connection and not queued behind another; the
-      // timed path below handles the rest.
-      if (res.socket === null || res.destroyed || !sock || sock.server === undefined || sock.destroyed === true) return DEFAULT;
-      const stats = rec.routeFor(request.method, routeLabel(request, routeContext(request)));
-      if (!rec.countsNext(stats)) return TIMED;
-      const end = rec.counter(stats, fault);
-      rec.startCounted();
-      try {
-        res.on('close', end);
-      } catch (e) {
-        rec.abandon();
-        monitor.fault(e);
-      }
-      return COUNTED;
+      // While onFinish waits to name the routes in flight, every request is timed; the one parked
+      // before it on its connection has finished, and onFinish wants to hear of it now.
+      if (!rec.counts) { counted.release(request.raw.socket, reply.raw); return UNCOUNTABLE; }
+      const stats = routeStats(request);
+      const how = counted.begin(request.raw.socket, reply.raw, stats);
+      // Recorder.routeFor counts a timed request that lands in the overflow bucket.
+      if (how === COUNTED && stats.route === OVERFLOW) rec.overflowed++;
+      return how;
     } catch (e) {
       // Nothing was counted in: the timed path may still record it.
       monitor.fault(e);
-      return DEFAULT;
+      return UNCOUNTABLE;
     }
   }
 

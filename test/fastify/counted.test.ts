@@ -2,6 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
+import http2 from 'node:http2';
+import Fastify from 'fastify';
+import { fastifyLeakwatch } from '../../src/fastify';
 import { get, sleep, until } from '../helpers';
 import { startApp, rawExchange, splitResponses, hasResponses } from '../safety/apps';
 import { summarize } from '../../src/core/summary';
@@ -12,7 +15,7 @@ function route(m: LeakMonitor, path: string) {
 }
 
 // Production mode on Fastify times one request in sampleEvery per route and only counts the
-// others, through one shared listener per route (Recorder.countsNext). What stays exact must stay
+// others, parked on their connection until Node publishes the response's finish (core/counted.ts). What stays exact must stay
 // exact on the counted path too: requests, 5xx, aborted, and the in-flight count probes drain on.
 test('Fastify production: counted requests keep exact request, 5xx, aborted and in-flight counts; durations come from the timed ones', async () => {
   // sampleEvery 1000: after each route's first request, every request here is a counted one.
@@ -112,6 +115,126 @@ test('Fastify production: one request in sampleEvery per route is timed, even wh
   }
 });
 
+test('Fastify production: a request past maxRoutes counts once in the overflow bucket, counted or timed', async () => {
+  const app = await startApp('Fastify 5', { mode: 'production', enabled: true, notice: false, autoProbe: false, sampleEvery: 4, maxRoutes: 2 });
+  const m = app.monitor!;
+  try {
+    // The first two routes fill the table; the others fall into GET (other).
+    assert.equal((await get(app.port, '/hello/a')).status, 200);
+    assert.equal((await get(app.port, '/text')).status, 200);
+    for (let i = 0; i < 10; i++) assert.equal((await get(app.port, '/stream')).status, 200);
+    for (let i = 0; i < 6; i++) assert.equal((await get(app.port, '/throw')).status, 500);
+    await until('every request to be recorded', () => m.recorder.inFlight === 0 && m.recorder.totalRequests === 18);
+    const other = route(m, '(other)');
+    assert.equal(other.requests, 16);
+    assert.equal(other.serverErrors, 6);
+    assert.equal(m.recorder.overflowed, 16, 'one per request, whether it was timed or counted');
+    // Both routes share the bucket's one-in-4: its first request, then one in 4 of the 15 after it.
+    assert.equal(other.timed, 1 + Math.floor(15 / 4));
+    assert.equal(m.recorder.routes.size, 3);
+  } finally {
+    await app.close();
+  }
+});
+
+// Counted requests are settled when the next request arrives on their connection, when it
+// closes, or by a sweep (core/counted.ts). A connection left open and idle must not hide them
+// from anything that reads the counts.
+test('Fastify production: requests counted on an idle keep-alive connection show in the API, the metrics and the in-flight count at once', async () => {
+  const app = await startApp('Fastify 5', { mode: 'production', enabled: true, notice: false, autoProbe: false, sampleEvery: 1000 });
+  const m = app.monitor!;
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const once = (path: string): Promise<number> => new Promise((resolve, reject) => {
+    http.get({ host: '127.0.0.1', port: app.port, path, agent }, (res) => { res.resume(); res.on('end', () => resolve(res.statusCode ?? 0)); }).on('error', reject);
+  });
+  try {
+    // The first of each route is timed: on fresh connections, closed.
+    for (const p of ['/hello/first', '/throw']) await get(app.port, p);
+    await until('the first requests to be recorded', () => m.recorder.inFlight === 0 && m.recorder.totalRequests === 2);
+    // Then 12 hellos and 5 errors over one kept-open connection, the last one an error.
+    for (let i = 0; i < 12; i++) assert.equal(await once(`/hello/k${i}`), 200);
+    for (let i = 0; i < 5; i++) assert.equal(await once('/throw'), 500);
+    // Read over other connections, with the kept one still open and idle.
+    const routes = (await get(app.port, '/__leaks/api/routes')).json();
+    assert.equal(routes.inFlight, 0);
+    assert.equal(routes.totalRequests, 2 + 12 + 5);
+    const byKey = new Map(routes.routes.map((r: { key: string }) => [r.key, r]));
+    assert.equal((byKey.get('GET /hello/:name') as any).requests, 13);
+    assert.equal((byKey.get('GET /throw') as any).requests, 6);
+    assert.equal((byKey.get('GET /throw') as any).serverErrors, 6);
+    const metrics = (await get(app.port, '/__leaks/metrics')).body;
+    assert.match(metrics, /^leakwatch_route_requests_total\{method="GET",route="\/throw"\} 6$/m);
+    assert.match(metrics, /^leakwatch_route_requests_total\{method="GET",route="\/hello\/:name"\} 13$/m);
+
+    // What the readers call: recorder.settle() takes the idle connection's last request off it.
+    assert.equal(await once('/throw'), 500);
+    const raw = m.recorder.routes.get('GET /throw')!;
+    m.recorder.settle();
+    assert.equal(raw.requests, 7);
+    assert.equal(raw.serverErrors, 7);
+    assert.equal(m.recorder.active, 0);
+  } finally {
+    agent.destroy();
+    await app.close();
+  }
+});
+
+test('Fastify production: connections are forgotten when they close', async () => {
+  const app = await startApp('Fastify 5', { mode: 'production', enabled: true, notice: false, autoProbe: false, sampleEvery: 1000 });
+  const m = app.monitor!;
+  const counted = m.features.counted as unknown as { sockets: Set<unknown> };
+  try {
+    await get(app.port, '/hello/first');
+    // 40 connections, each with a counted request, closed after it.
+    await Promise.all(Array.from({ length: 40 }, (_, i) => get(app.port, `/hello/c${i}`)));
+    await until('every request to be recorded', () => m.recorder.inFlight === 0 && m.recorder.totalRequests === 41);
+    await until('every closed connection to be forgotten', () => counted.sockets.size === 0);
+    assert.equal(route(m, '/hello/:name').requests, 41);
+  } finally {
+    await app.close();
+  }
+  // Fastify's onClose closed the monitor, and with it the counting.
+  assert.equal(m.recorder.settler, undefined);
+});
+
+// HTTP/2 streams share one connection and answer out of order: nothing can be parked on it, so
+// production mode times them, sampled process-wide, and every one is still counted.
+test('Fastify production over HTTP/2: every request is counted, none is parked on the shared connection', async () => {
+  const app = Fastify({ http2: true });
+  await app.register(fastifyLeakwatch, { mode: 'production', enabled: true, notice: false, autoProbe: false, sampleEvery: 4 });
+  app.get('/hello/:name', async (req: any) => ({ hi: req.params.name }));
+  app.get('/throw', async () => { throw new Error('handler failed'); });
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const m = app.leakwatch;
+  const port = (app.server.address() as net.AddressInfo).port;
+  const session = http2.connect(`http://127.0.0.1:${port}`);
+  const once = (path: string): Promise<number> => new Promise((resolve, reject) => {
+    const req = session.request({ ':path': path });
+    let status = 0;
+    req.on('response', (h) => { status = Number(h[':status']); });
+    req.on('data', () => {});
+    req.on('end', () => resolve(status));
+    req.on('error', reject);
+    req.end();
+  });
+  try {
+    const statuses = await Promise.all([
+      ...Array.from({ length: 20 }, (_, i) => once(`/hello/h${i}`)),
+      ...Array.from({ length: 5 }, () => once('/throw')),
+    ]);
+    assert.deepEqual(statuses.filter((x) => x === 200).length, 20);
+    assert.deepEqual(statuses.filter((x) => x === 500).length, 5);
+    await until('every request to be recorded', () => m.recorder.inFlight === 0 && m.recorder.totalRequests === 25);
+    assert.equal(route(m, '/hello/:name').requests, 20);
+    assert.equal(route(m, '/throw').serverErrors, 5);
+    assert.equal((m.features.counted as unknown as { sockets: Set<unknown> }).sockets.size, 0, 'no connection watched');
+    assert.equal(m.faults, 0);
+  } finally {
+    session.close();
+    await app.close();
+  }
+});
+
 test('Fastify dev mode times every request', async () => {
   const app = await startApp('Fastify 5', { notice: false, autoProbe: false });
   const m = app.monitor!;
@@ -150,6 +273,34 @@ test('Fastify production: a process warning names the route of a counted request
   }
 });
 
+test('Fastify production: while a warning waits, the next request on a connection settles the counted one before it', async () => {
+  const app = await startApp('Fastify 5', { mode: 'production', enabled: true, notice: false, autoProbe: false, sampleEvery: 1000 });
+  const m = app.monitor!;
+  const name = 'LeakwatchKeptAliveWarning';
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const once = (path: string): Promise<number> => new Promise((resolve, reject) => {
+    http.get({ host: '127.0.0.1', port: app.port, path, agent }, (res) => { res.resume(); res.on('end', () => resolve(res.statusCode ?? 0)); }).on('error', reject);
+  });
+  try {
+    for (const p of ['/slow', '/hello/first']) await get(app.port, p); // each route's first is timed
+    await until('the first requests to be recorded', () => m.recorder.inFlight === 0 && m.recorder.totalRequests === 2);
+    const slow = once('/slow'); // counted, on the kept-alive connection
+    await sleep(100);
+    process.emitWarning('a warning while /slow is in flight (expected in this test)', name);
+    await sleep(20);
+    assert.ok(m.recorder.onFinish !== undefined, 'the warning waits for the request in flight');
+    assert.equal(await slow, 200);
+    // Nothing reads the counts here: the next request on the connection settles /slow.
+    assert.equal(await once('/hello/next'), 200);
+    assert.equal(m.recorder.onFinish, undefined, 'the warning heard of /slow and stopped waiting');
+    const w = (await get(app.port, '/__leaks/api/status/warnings')).json();
+    assert.deepEqual(w.warnings.find((x: { name: string }) => x.name === name)?.routes, ['GET /slow']);
+  } finally {
+    agent.destroy();
+    await app.close();
+  }
+});
+
 test('Fastify production: faults injected into the counted path leave responses byte-identical and nothing in flight', async () => {
   const reqs = [
     'GET /hello/x HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n',
@@ -174,15 +325,18 @@ test('Fastify production: faults injected into the counted path leave responses 
     assert.deepEqual(await transcript(app.port), expected, 'healthy, timed');
     assert.deepEqual(await transcript(app.port), expected, 'healthy, counted');
     const r = m.recorder as any;
-    for (const name of ['countsNext', 'counter', 'startCounted', 'finishCounted', 'routeFor']) {
+    const counted = m.features.counted as any;
+    assert.equal(typeof counted?.begin, 'function', 'production mode counts through core/counted.ts');
+    const targets: [any, string][] = [[r, 'countsNext'], [counted, 'begin'], [r, 'startCounted'], [r, 'finishCounted'], [counted, 'sweep']];
+    for (const [o, name] of targets) {
       const faults0 = m.faults;
       const total0 = m.recorder.totalRequests;
-      r[name] = () => { throw new Error(`injected fault in recorder.${name}`); };
+      o[name] = () => { throw new Error(`injected fault in ${name}`); };
       try {
         assert.deepEqual(await transcript(app.port), expected, `with a fault in ${name}`);
         await until(`inFlight back to 0 after a fault in ${name}`, () => m.recorder.inFlight === 0);
         assert.ok(m.faults > faults0, `${name}: the fault was counted`);
-      } finally { delete r[name]; }
+      } finally { delete o[name]; }
       // Healthy again: every request recorded.
       const before = m.recorder.totalRequests;
       assert.deepEqual(await transcript(app.port), expected, `after a fault in ${name}`);

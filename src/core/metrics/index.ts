@@ -104,15 +104,19 @@ export function installMetrics(monitor: LeakMonitor): void {
   if (userRegistry !== undefined) claim(userRegistry, prefix, names, monitor);
 
   const routes: Iterable<RouteStats> = { [Symbol.iterator]: () => monitor.recorder.routes.values() };
-  const source = (): MetricSource => ({
-    routes,
-    routeCount: monitor.recorder.routes.size,
-    findings: monitor.processFindings,
-    heapLimitBytes: v8.getHeapStatistics().heap_size_limit,
-    overflowed: monitor.recorder.overflowed,
-    faults: monitor.faults,
-    mode: monitor.options.mode,
-  });
+  const source = (): MetricSource => {
+    // Counts of Fastify's counted requests that wait on idle connections (core/counted.ts).
+    monitor.recorder.settle();
+    return {
+      routes,
+      routeCount: monitor.recorder.routes.size,
+      findings: monitor.processFindings,
+      heapLimitBytes: v8.getHeapStatistics().heap_size_limit,
+      overflowed: monitor.recorder.overflowed,
+      faults: monitor.faults,
+      mode: monitor.options.mode,
+    };
+  };
 
   const own = new Registry();
   const registered: Array<[Registry, string, RegistrableMetric]> = [];
