@@ -17,6 +17,12 @@ test('defaults: on in dev, off under NODE_ENV=production, /__leaks, loopback-onl
   const forced = resolveOptions({ enabled: true, autoProbe: true }, { NODE_ENV: 'production' });
   assert.equal(forced.enabled, true);
   assert.equal(forced.autoProbe, false, 'autoProbe never runs in production');
+  // One request in 8 is sampled in dev mode, one in 16 in production (the Fastify overhead budget).
+  assert.equal(dev.sampleEvery, 8);
+  assert.equal(prod.sampleEvery, 16);
+  assert.equal(resolveOptions({ mode: 'production' }, {}).sampleEvery, 16);
+  assert.equal(resolveOptions({ mode: 'dev' }, { NODE_ENV: 'production' }).sampleEvery, 8);
+  assert.equal(resolveOptions({ sampleEvery: 8 }, { NODE_ENV: 'production' }).sampleEvery, 8);
 });
 
 test('the caller\'s object is never mutated', () => {
