@@ -109,7 +109,10 @@ test('Express: probes replay the recorded request on loopback and tell leaks fro
     const r = await postJson(port, API, { method: 'GET', route: '/zoo/global-var', iterations: 12, objects: false });
     const rep = r.json();
     assert.equal(rep.verdict, 'leaking');
-    assert.equal(rep.newGlobals.length, 12);
+    // One per measured iteration: the probe extends its 12 to whole periods when the heap series
+    // steps (a global object's dictionary growing does), and then measures more than 12.
+    assert.ok(rep.measuredIterations >= 12, `${rep.measuredIterations} iterations measured`);
+    assert.equal(rep.newGlobals.length, rep.measuredIterations);
     for (const g of rep.newGlobals) assert.match(g, /^Fo[a-z]*[A-Z]$/);
   });
 
