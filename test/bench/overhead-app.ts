@@ -51,6 +51,9 @@ const LEAKWATCH_VARIANTS: Record<string, Record<string, unknown>> = {
   'leakwatch-prod': { enabled: true },
   // Production with the per-request heap and resource readings taken from 1 request in 64, not 8.
   'leakwatch-prod-s64': { enabled: true, sampleEvery: 64 },
+  'leakwatch-prod-s16': { enabled: true, sampleEvery: 16 },
+  // Production with the sampling of the seventh round and before (one request in 8).
+  'leakwatch-prod-s8': { enabled: true, sampleEvery: 8 },
 };
 
 /**

@@ -48,6 +48,8 @@ const CONFIGS: Config[] = [
   { framework: 'express', variant: 'leakwatch-dev-nohold' },
   { framework: 'express', variant: 'leakwatch-prod', env: { NODE_ENV: 'production' } },
   { framework: 'express', variant: 'leakwatch-prod-s64', env: { NODE_ENV: 'production' } },
+  { framework: 'express', variant: 'leakwatch-prod-s16', env: { NODE_ENV: 'production' } },
+  { framework: 'express', variant: 'leakwatch-prod-s8', env: { NODE_ENV: 'production' } },
   { framework: 'express', variant: 'express-prom-bundle' },
   { framework: 'express', variant: 'express-status-monitor' },
   { framework: 'express', variant: 'swagger-stats' },
@@ -68,6 +70,8 @@ const CONFIGS: Config[] = [
   { framework: 'fastify', variant: 'leakwatch-dev-nohold' },
   { framework: 'fastify', variant: 'leakwatch-prod', env: { NODE_ENV: 'production' } },
   { framework: 'fastify', variant: 'leakwatch-prod-s64', env: { NODE_ENV: 'production' } },
+  { framework: 'fastify', variant: 'leakwatch-prod-s16', env: { NODE_ENV: 'production' } },
+  { framework: 'fastify', variant: 'leakwatch-prod-s8', env: { NODE_ENV: 'production' } },
   { framework: 'fastify', variant: 'fastify-metrics' },
 ];
 
