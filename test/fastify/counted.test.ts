@@ -14,6 +14,13 @@ function route(m: LeakMonitor, path: string) {
   return m.route('GET', path)!;
 }
 
+/** A GET through `agent` (keep-alive, one socket: the same connection each time); its status. */
+function keptAlive(agent: http.Agent, port: number, path: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    http.get({ host: '127.0.0.1', port, path, agent }, (res) => { res.resume(); res.on('end', () => resolve(res.statusCode ?? 0)); }).on('error', reject);
+  });
+}
+
 // Production mode on Fastify times one request in sampleEvery per route and only counts the
 // others, parked on their connection until Node publishes the response's finish (core/counted.ts). What stays exact must stay
 // exact on the counted path too: requests, 5xx, aborted, and the in-flight count probes drain on.
@@ -43,11 +50,7 @@ test('Fastify production: counted requests keep exact request, 5xx, aborted and 
     }
     // Keep-alive: 10 requests over one socket.
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-    for (let i = 0; i < 10; i++) {
-      await new Promise<void>((resolve, reject) => {
-        http.get({ host: '127.0.0.1', port: app.port, path: `/hello/k${i}`, agent }, (res) => { res.resume(); res.on('end', resolve); }).on('error', reject);
-      });
-    }
+    for (let i = 0; i < 10; i++) assert.equal(await keptAlive(agent, app.port, `/hello/k${i}`), 200);
     agent.destroy();
     // Pipelined: the second response waits behind the first on its connection.
     const raw = await rawExchange(app.port,
@@ -144,9 +147,7 @@ test('Fastify production: requests counted on an idle keep-alive connection show
   const app = await startApp('Fastify 5', { mode: 'production', enabled: true, notice: false, autoProbe: false, sampleEvery: 1000 });
   const m = app.monitor!;
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-  const once = (path: string): Promise<number> => new Promise((resolve, reject) => {
-    http.get({ host: '127.0.0.1', port: app.port, path, agent }, (res) => { res.resume(); res.on('end', () => resolve(res.statusCode ?? 0)); }).on('error', reject);
-  });
+  const once = (path: string): Promise<number> => keptAlive(agent, app.port, path);
   try {
     // The first of each route is timed: on fresh connections, closed.
     for (const p of ['/hello/first', '/throw']) await get(app.port, p);
@@ -278,9 +279,7 @@ test('Fastify production: while a warning waits, the next request on a connectio
   const m = app.monitor!;
   const name = 'LeakwatchKeptAliveWarning';
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-  const once = (path: string): Promise<number> => new Promise((resolve, reject) => {
-    http.get({ host: '127.0.0.1', port: app.port, path, agent }, (res) => { res.resume(); res.on('end', () => resolve(res.statusCode ?? 0)); }).on('error', reject);
-  });
+  const once = (path: string): Promise<number> => keptAlive(agent, app.port, path);
   try {
     for (const p of ['/slow', '/hello/first']) await get(app.port, p); // each route's first is timed
     await until('the first requests to be recorded', () => m.recorder.inFlight === 0 && m.recorder.totalRequests === 2);
