@@ -12,6 +12,7 @@ import { dataDependence } from './analysis/sampled';
 import { heapSampler } from './heapsampler';
 import { Attribution } from './attribution';
 import { performance } from 'node:perf_hooks';
+import { flat } from './flat';
 
 /** Checkpoints kept for the regression: a sliding window, so old warm-up falls out of it. */
 export const WINDOW = 64;
@@ -93,10 +94,12 @@ export class Detector {
   private readonly routeIndex = new Map<string, number>();
   private readonly routeStats: RouteStats[] = [];
   /**
-   * counts[route] is a ring aligned with `points`: cumulative requests, 32-bit (256 B a route, half
-   * a Float64Array, for bench:memory's 1,000-route table; a route would need 4 billion requests).
+   * Route r's ring of cumulative request counts is counts[r * WINDOW … (r + 1) * WINDOW), aligned
+   * with `points`. 32-bit (a route would need 4 billion requests), and one buffer for all routes,
+   * grown by doubling: an ArrayBuffer of its own per route cost ~180 B of headers beside its 256 B
+   * of counts (bench:memory, 1,000 routes).
    */
-  private readonly counts: Uint32Array[] = [];
+  private counts = new Uint32Array(16 * WINDOW);
   /**
    * sampled[route]: live bytes the heap profiler charged to the route (NaN: no reading). Allocated
    * only for routes with a trampoline (at most MAX_TRAMPOLINES), so a table of 1,000 routes does
@@ -433,14 +436,18 @@ export class Detector {
     // New routes get a column; a route first seen now has zeros before, which is the truth.
     for (const stats of rec.routes.values()) {
       if (this.routeIndex.has(stats.key)) continue;
-      this.routeIndex.set(stats.key, this.counts.length);
+      this.routeIndex.set(stats.key, this.routeStats.length);
       this.routeStats.push(stats);
-      this.counts.push(new Uint32Array(WINDOW));
+      if (this.routeStats.length * WINDOW > this.counts.length) {
+        const grown = new Uint32Array(this.counts.length * 2);
+        grown.set(this.counts);
+        this.counts = grown;
+      }
       this.sampled.push(undefined);
       this.streak.push(0);
     }
     const slot = this.head;
-    for (let r = 0; r < this.counts.length; r++) this.counts[r][slot] = this.routeStats[r].requests;
+    for (let r = 0; r < this.routeStats.length; r++) this.counts[r * WINDOW + slot] = this.routeStats[r].requests;
     this.readSampled(slot);
     this.sampleObjects(slot, p.forced);
     if (this.points.length < WINDOW) this.points.push(p); else this.points[slot] = p;
@@ -545,7 +552,7 @@ export class Detector {
       heap: pts.map((p) => p.heap),
       external: pts.map((p) => p.arrayBuffers),
       held: pts.map((p) => p.held),
-      counts: this.counts.map((c) => this.ordered(c)),
+      counts: this.routeStats.map((_, r) => this.ordered(this.counts.subarray(r * WINDOW, (r + 1) * WINDOW))),
       objects,
       sampled: this.sampled.map((c) => (c === undefined ? NO_READINGS : this.ordered(c))),
       sampledRuns: pts.map((p) => p.run),
@@ -580,7 +587,7 @@ export class Detector {
         v.reason = `confirming (${this.streak[r]} of ${CONFIRM} checkpoints in a row): ${v.reason}`;
       }
       stats.verdict = v.verdict;
-      stats.verdictReason = v.reason;
+      stats.verdictReason = flat(v.reason);
       const findings: Record<string, unknown> = { ...stats.findings };
       delete findings.projection; delete findings.dataDependent; delete findings.nativeGrowth; delete findings.objectGrowth;
       const sm = ra.evidence.sampled?.all;

@@ -11,8 +11,11 @@ export class Ring {
    * `float32` halves the memory (per-route rings are most of the tracker's memory: 3 rings ×
    * 128 samples × 8 B = 3 KB a route) and is exact for integers up to 16 M.
    */
-  constructor(readonly capacity: number, precision: 'float64' | 'float32' = 'float64') {
-    this.data = precision === 'float32' ? new Float32Array(capacity) : new Float64Array(capacity);
+  constructor(readonly capacity: number, precision: 'float64' | 'float32' = 'float64', buffer?: ArrayBuffer, byteOffset = 0) {
+    // A caller keeping several rings may give them one buffer: each ArrayBuffer of their own
+    // costs ~88 B of JS heap beside its data (bench:memory).
+    const b = buffer ?? new ArrayBuffer(capacity * (precision === 'float32' ? 4 : 8));
+    this.data = precision === 'float32' ? new Float32Array(b, byteOffset, capacity) : new Float64Array(b, byteOffset, capacity);
   }
 
   push(value: number): void {

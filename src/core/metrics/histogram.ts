@@ -10,6 +10,8 @@ export const HEAP_DELTA_BOUNDS: readonly number[] = Object.freeze([
 
 const N = HEAP_DELTA_BOUNDS.length;
 const TOP = HEAP_DELTA_BOUNDS[N - 1];
+/** Bytes of a DeltaHistogram's counts, for callers that give it a slice of their own buffer. */
+export const DELTA_HISTOGRAM_BYTES = (N + 1) * 8;
 
 /**
  * Index of the bucket of a positive delta, without a loop: the bounds after 0 are 4^5 … 4^13, so
@@ -38,10 +40,15 @@ export function bucketOf(bytes: number): number {
  */
 export class DeltaHistogram {
   /** Non-cumulative counts per bucket of HEAP_DELTA_BOUNDS; the last slot is above the top bound. */
-  readonly counts = new Float64Array(N + 1);
+  readonly counts: Float64Array;
   /** Sum of the positive deltas only. */
   sum = 0;
   count = 0;
+
+  /** `buffer`, when given, holds the counts at `byteOffset` (DELTA_HISTOGRAM_BYTES of it). */
+  constructor(buffer?: ArrayBuffer, byteOffset = 0) {
+    this.counts = buffer === undefined ? new Float64Array(N + 1) : new Float64Array(buffer, byteOffset, N + 1);
+  }
 
   observe(bytes: number): void {
     this.count++;
