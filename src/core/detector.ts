@@ -8,6 +8,7 @@ import { fitLine } from './analysis/regression';
 import { project, secondsToLimit } from './analysis/projection';
 import { DEFAULT_RULES, decideVerdict } from './analysis/verdict';
 import { summarizeIsolated } from './analysis/isolated';
+import { checkpointGaps } from './analysis/budget';
 import { dataDependence } from './analysis/sampled';
 import { heapSampler } from './heapsampler';
 import { Attribution } from './attribution';
@@ -25,16 +26,6 @@ const WARNED_EMITTERS = 4;
 /** Longest the gate is closed for one checkpoint, and longest we wait for in-flight requests. */
 const GATE_MAX_MS = 400;
 const DRAIN_MAX_MS = 200;
-/** Dev mode: checkpoints take at most this share of wall time (forced GC plus the drain). */
-const BUDGET = 0.08;
-/**
- * Dev mode: and at most this share of one core in process CPU time. Wall time alone undercounts:
- * V8's parallel GC threads run on the other core, and the first scavenges after a full GC are
- * slower. Measured under a 2,000 req/s Fastify load, the wall-time budget alone let checkpoints
- * cost +529% CPU per request; the factor below charges that aftermath to the checkpoint.
- */
-const CPU_BUDGET = 0.05;
-const CPU_AFTERMATH = 2;
 /** Dev mode: a checkpoint is due after this many requests (if the time budget allows). */
 const REQUESTS_PER_CHECKPOINT = 100;
 const TICK_MS = 25;
@@ -44,6 +35,8 @@ const TICK_MS = 25;
  * ~30,000 instructions per request at 50 req/s).
  */
 const LOAD_TICK_MS = 250;
+/** No request for this long after a checkpoint: the tick slows to LOAD_TICK_MS until one comes. */
+const IDLE_MS = 1000;
 /** Dev mode's load guard: the request rate is measured over windows this long. */
 const RATE_WINDOW_MS = 1000;
 /** And the guard lets go once the rate falls to this share of `loadRate` (hysteresis). */
@@ -64,6 +57,11 @@ const ISOLATE_ROUTES = 64;
 export const CONFIRM = 3;
 
 const NO_READINGS: number[] = [];
+
+function cpuNowMs(): number {
+  const c = process.cpuUsage();
+  return (c.user + c.system) / 1000;
+}
 
 interface Point {
   at: number;
@@ -86,8 +84,9 @@ interface Point {
  *
  * Dev mode: a checkpoint closes the gate, waits for in-flight requests to finish, forces a full
  * GC, reads live heap, external memory and per-route request counts, and reopens the gate. It is
- * due every ~100 requests, no more often than the time budget allows (8% of wall time, measured
- * from its own cost), and at least every `checkpointIntervalMs` while there is traffic.
+ * due every ~100 requests, or every `checkpointIntervalMs` while there is traffic, no more often
+ * than its budgets allow (analysis/budget.ts: shares of wall time, of a core, and `cpuBudget`
+ * times the app's own CPU).
  * Production mode: never forces a GC; each natural mark-compact GC is a checkpoint.
  */
 export class Detector {
@@ -138,6 +137,10 @@ export class Detector {
   private lastTotal = 0;
   private lastCostMs = 0;
   private lastCpuMs = 0;
+  /** Process CPU time (ms) when the last checkpoint ended: what the app used since is measured from it. */
+  private cpuEndMs = 0;
+  /** The tick's current period. */
+  private tickMs = 0;
   /** Checkpoints taken, skipped (could not drain in time), and ms spent in them. */
   taken = 0;
   skipped = 0;
@@ -203,8 +206,18 @@ export class Detector {
 
   private schedule(ms: number): void {
     if (this.timer) clearInterval(this.timer);
+    this.tickMs = ms;
     this.timer = setInterval(() => this.tick(), ms);
     this.timer.unref();
+  }
+
+  /**
+   * Ticks are event-loop wake-ups: at a developer's pace 40 a second were a few percent of a
+   * cheap app's CPU. So the tick slows down while nothing can be due soon (no traffic, or the
+   * budget's next checkpoint is seconds away), and speeds up when one may be.
+   */
+  private pace(ms: number): void {
+    if (this.tickMs !== ms && !this.closed) this.schedule(ms);
   }
 
   /**
@@ -254,9 +267,9 @@ export class Detector {
     if (this.monitor.processFindings.load.active) return;
     const rec = this.monitor.recorder;
     const since = rec.totalRequests - this.lastTotal;
-    if (since === 0) return;
     const now = performance.now();
     const elapsed = now - this.lastAt;
+    if (since === 0) { if (elapsed > IDLE_MS) this.pace(LOAD_TICK_MS); return; }
     // A load test may have begun before the guard's one-second window can judge it: when the
     // requests since the last tick already came faster than loadRate, wait for the window rather
     // than force a GC into the first second of the load.
@@ -265,11 +278,17 @@ export class Detector {
     this.tickAt = now;
     this.tickTotal = rec.totalRequests;
     if (limit > 0 && recent > limit) return;
-    // The profile read is main-thread work with no GC aftermath: charged once, not CPU_AFTERMATH times.
-    const cpu = Math.max(0, this.lastCpuMs - this.lastProfileMs) * CPU_AFTERMATH + this.lastProfileMs;
-    const minGap = Math.max(TICK_MS, this.lastCostMs / BUDGET, cpu / CPU_BUDGET);
-    const due = (since >= REQUESTS_PER_CHECKPOINT && elapsed >= minGap) || elapsed >= this.monitor.options.checkpointIntervalMs;
-    if (!due) return;
+    const interval = this.monitor.options.checkpointIntervalMs;
+    if (since < REQUESTS_PER_CHECKPOINT && elapsed < interval) { this.pace(TICK_MS); return; }
+    const budget = this.monitor.options.cpuBudget;
+    const gaps = checkpointGaps({
+      lastCostMs: this.lastCostMs, lastCpuMs: this.lastCpuMs, lastProfileMs: this.lastProfileMs,
+      elapsedMs: elapsed, cpuSinceMs: budget === Infinity ? 0 : cpuNowMs() - this.cpuEndMs, cpuBudget: budget,
+    });
+    // `checkpointIntervalMs` overrides the fixed budgets (as it always did), never `cpuBudget`.
+    const wait = Math.max(gaps.app - elapsed, elapsed >= interval ? 0 : Math.min(gaps.fixed, interval) - elapsed);
+    if (wait > 0) { this.pace(wait > 4 * LOAD_TICK_MS ? LOAD_TICK_MS : TICK_MS); return; }
+    this.pace(TICK_MS);
     this.busy = true;
     this.checkpoint().catch((e) => this.monitor.fault(e)).finally(() => { this.busy = false; });
   }
@@ -313,8 +332,8 @@ export class Detector {
     this.analyzeMs += ams;
     this.lastCostMs += ams;
     this.costMs += ams;
-    const cpu = process.cpuUsage(cpu0);
-    this.lastCpuMs = (cpu.user + cpu.system) / 1000;
+    this.cpuEndMs = cpuNowMs();
+    this.lastCpuMs = this.cpuEndMs - (cpu0.user + cpu0.system) / 1000;
     return true;
   }
 

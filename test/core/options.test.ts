@@ -43,6 +43,10 @@ test('bad options throw a TypeError naming the option and the value received', (
     [{ loadRate: -1 }, /"loadRate".*received -1/],
     [{ loadRate: 2.5 }, /"loadRate".*received 2.5/],
     [{ loadRate: '500' }, /"loadRate".*received "500"/],
+    [{ cpuBudget: 0 }, /"cpuBudget".*received 0/],
+    [{ cpuBudget: -0.1 }, /"cpuBudget".*received -0.1/],
+    [{ cpuBudget: Infinity }, /"cpuBudget".*received Infinity/],
+    [{ cpuBudget: '0.1' }, /"cpuBudget".*received "0.1"/],
     [{ maxRoutes: 1.5 }, /"maxRoutes".*received 1\.5/],
     [{ maxRoutes: '10' }, /"maxRoutes".*received "10"/],
     [{ enabled: 'yes' }, /"enabled".*received "yes"/],
@@ -64,6 +68,13 @@ test('bad options throw a TypeError naming the option and the value received', (
 test('loadRate: 500 requests/s by default, 0 allowed (never step back)', () => {
   assert.equal(resolveOptions({}, {}).loadRate, 500);
   assert.equal(resolveOptions({ loadRate: 0 }, {}).loadRate, 0);
+});
+
+test('cpuBudget: no cap (Infinity) by default; any share above 0 up to 100', () => {
+  assert.equal(resolveOptions({}, {}).cpuBudget, Infinity);
+  assert.equal(resolveOptions({ cpuBudget: 1 }, {}).cpuBudget, 1);
+  assert.equal(resolveOptions({ cpuBudget: 0.1 }, {}).cpuBudget, 0.1);
+  assert.equal(resolveOptions({ cpuBudget: 0.01 }, {}).cpuBudget, 0.01);
 });
 
 test('samplingInterval: 2048 in dev mode, off (0) in production unless set', () => {

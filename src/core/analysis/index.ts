@@ -6,3 +6,4 @@ export { analyzeWindow, type CheckpointWindow, type RouteAnalysis, type WindowAn
 export { formatBytes, formatCount, formatDuration, project, secondsToLimit, type Projection } from './projection';
 export { huberLocation, summarizeIsolated, type IsolatedEstimate, type IsolatedSummary, type IsolatedOptions } from './isolated';
 export { fitSampled, sampledSignal, dataDependence, type SampledCoefficient, type SampledOptions, type DataDependence } from './sampled';
+export { checkpointGaps, chargedCpuMs, BUDGET_RULES, type BudgetInput, type BudgetRules, type Gaps } from './budget';
