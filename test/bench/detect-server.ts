@@ -57,7 +57,8 @@ async function main(): Promise<void> {
   let stop: () => Promise<void>;
   // --sampling N on the bench: the sampling heap profiler's interval (0 = off; default the option's).
   const sampling = process.env.DETECT_SAMPLING;
-  const options = { notice: false, mode: 'dev' as const, autoProbe: false, workers: 20, ...(sampling ? { samplingInterval: Number(sampling) } : {}) };
+  const budget = process.env.DETECT_CPU_BUDGET;
+  const options = { notice: false, mode: 'dev' as const, autoProbe: false, workers: 20, ...(sampling ? { samplingInterval: Number(sampling) } : {}), ...(budget ? { cpuBudget: Number(budget) } : {}) };
   if (framework === 'express') {
     const app = express();
     const mw = leakwatch(options);

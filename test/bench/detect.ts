@@ -5,9 +5,10 @@
 // bench-results/.
 //
 // Options: --rate N (requests/s over all connections, default 200; 0 = flat out), --requests N
-// (default 5000), --seed N, --framework express|fastify, --phase N (requests per mix phase),
+// (default 5000), --needle-requests N (default 3000), --seed N, --framework express|fastify, --phase N (requests per mix phase),
 // --isolate MS (sampled isolation on, MS per checkpoint; default 0 = off, as in the detector),
 // --sampling N (the sampling heap profiler's interval in bytes; 0 = off; default 2048, the option's),
+// --cpu-budget X (the cpuBudget option: the detector's CPU as a share of the app's; default the option's),
 // --needle-mix mild|wide (how the needle run's mix swings between phases; default mild: "one
 // route among ten" gets about a tenth of the traffic, while the zoo run keeps the wide swings,
 // where a route can sit nearly idle for a phase).
@@ -30,11 +31,13 @@ function arg(name: string, def: string): string {
 
 const RATE = Number(arg('rate', '200'));
 const REQUESTS = Number(arg('requests', '5000'));
+const NEEDLE_REQUESTS = Number(arg('needle-requests', '3000'));
 const SEED = Number(arg('seed', '1'));
 const PHASE = Number(arg('phase', '250'));
 const FRAMEWORKS = arg('framework', 'express,fastify').split(',');
 const ISOLATE_MS = Number(arg('isolate', '0'));
 const SAMPLING = arg('sampling', '');
+const CPU_BUDGET = arg('cpu-budget', '');
 const NEEDLE_MIX = arg('needle-mix', 'mild') as 'mild' | 'wide';
 if (NEEDLE_MIX !== 'mild' && NEEDLE_MIX !== 'wide') throw new TypeError(`--needle-mix must be mild or wide, got ${JSON.stringify(NEEDLE_MIX)}`);
 
@@ -66,7 +69,7 @@ function once<T>(child: ChildProcess, pred: (m: any) => boolean): Promise<T> {
 }
 
 async function run(name: string, framework: string, scenarios: Scenario[], extras: string[], total: number, mix: 'wide' | 'mild' = 'wide'): Promise<RunResult> {
-  const server = fork(path.join(__dirname, 'detect-server.js'), [framework], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...process.env, NODE_ENV: 'development', DETECT_ISOLATE_MS: String(ISOLATE_MS), DETECT_SAMPLING: SAMPLING } });
+  const server = fork(path.join(__dirname, 'detect-server.js'), [framework], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...process.env, NODE_ENV: 'development', DETECT_ISOLATE_MS: String(ISOLATE_MS), DETECT_SAMPLING: SAMPLING, DETECT_CPU_BUDGET: CPU_BUDGET } });
   const { port } = await once<{ port: number }>(server, (m) => typeof m.port === 'number');
   const routes = [...scenarios.map(urlsFor), ...extras.map((p) => [p])];
   const cfg = { port, total, concurrency: 8, seed: SEED, rate: RATE, phase: PHASE, mix, routes };
@@ -121,10 +124,10 @@ async function main(): Promise<void> {
   const results: RunResult[] = [];
   for (const fw of FRAMEWORKS) {
     results.push(await run('zoo', fw, all, [], REQUESTS));
-    results.push(await run('needle', fw, needle, EXTRA_ROUTES, 3000, NEEDLE_MIX));
+    results.push(await run('needle', fw, needle, EXTRA_ROUTES, NEEDLE_REQUESTS, NEEDLE_MIX));
   }
   console.log(`\nleakwatch detection benchmark — ${new Date().toISOString().slice(0, 10)}, Node ${process.version}, ${os.cpus().length} CPUs`);
-  console.log(`concurrency 8, ${RATE > 0 ? RATE + ' req/s' : 'flat out'}, seed ${SEED}, mix re-drawn every ${PHASE} requests (needle run: ${NEEDLE_MIX} swings), isolation ${ISOLATE_MS > 0 ? ISOLATE_MS + ' ms/checkpoint' : 'off'}, sampling heap profiler ${SAMPLING === '0' ? 'off' : `every ${SAMPLING || 2048} B`}\n`);
+  console.log(`concurrency 8, ${RATE > 0 ? RATE + ' req/s' : 'flat out'}, seed ${SEED}, mix re-drawn every ${PHASE} requests (needle run: ${NEEDLE_MIX} swings), isolation ${ISOLATE_MS > 0 ? ISOLATE_MS + ' ms/checkpoint' : 'off'}, sampling heap profiler ${SAMPLING === '0' ? 'off' : `every ${SAMPLING || 2048} B`}, cpuBudget ${CPU_BUDGET || 'default'}\n`);
   let ok = true;
   for (const r of results) {
     const title = r.run === 'zoo' ? `all ${r.outcomes.length} zoo scenarios` : `a 1 KB/request leak among ${r.outcomes.length} routes`;

@@ -36,7 +36,8 @@ function log(): { info(m: string): void; warn(m: string): void } {
  * sampling heap profiler; dev sampling every 4 or 8 KB; dev that never steps back under load
  * (`loadRate: 0`, the A/B of the load guard); dev with the guard engaged at the rates callgrind
  * can drive (25–50 req/s: `loadRate: 5`), to count its steady per-request cost in instructions;
- * production. `-nohold` variants also drop the Fastify hold (see withoutHold).
+ * dev with checkpoints capped at a tenth of the app's CPU (`cpuBudget: 0.1`), also sampling every
+ * 8 KB; production. `-nohold` variants also drop the Fastify hold (see withoutHold).
  */
 const LEAKWATCH_VARIANTS: Record<string, Record<string, unknown>> = {
   'leakwatch-dev': {},
@@ -44,6 +45,8 @@ const LEAKWATCH_VARIANTS: Record<string, Record<string, unknown>> = {
   'leakwatch-dev-4096': { samplingInterval: 4096 },
   'leakwatch-dev-8192': { samplingInterval: 8192 },
   'leakwatch-dev-noguard': { loadRate: 0 },
+  'leakwatch-dev-budget01': { cpuBudget: 0.1 },
+  'leakwatch-dev-budget01-8192': { cpuBudget: 0.1, samplingInterval: 8192 },
   'leakwatch-dev-nohold': {},
   'leakwatch-dev-underload': { loadRate: 5 },
   'leakwatch-dev-underload-nohold': { loadRate: 5 },
@@ -60,7 +63,11 @@ const LEAKWATCH_VARIANTS: Record<string, Record<string, unknown>> = {
  * Diagnosis: LEAKWATCH_DIAG_CLOSE=detector,metrics,… closes those features of the monitor once
  * mounted, and `gc` in the list releases the GC observer, to bisect what costs what.
  */
+let mounted: { features: Record<string, unknown> } | undefined;
+
 function diagnose(monitor: { features: Record<string, { close?(): void }> }): void {
+  // `stats` on stdin prints the detector's checkpoint figures (bench diagnosis).
+  mounted = monitor;
   for (const name of (process.env.LEAKWATCH_DIAG_CLOSE ?? '').split(',').filter((n) => n !== '')) {
     if (name === 'gc') (require('../../src/core/gcwatch') as typeof import('../../src/core/gcwatch')).gcWatch.release();
     else if (name === 'closedflag') (monitor.features.detector as unknown as { closed: boolean }).closed = true;
@@ -300,6 +307,10 @@ async function main(): Promise<void> {
     if (line.trim() === 'cpu') {
       const u = process.cpuUsage();
       process.stdout.write(`CPU ${u.user} ${u.system}\n`);
+    } else if (line.trim() === 'stats') {
+      const d = mounted?.features.detector as unknown as Record<string, number> | undefined;
+      const pick = d === undefined ? {} : { taken: d.taken, costMs: d.costMs, gcMs: d.gcMs, profileMs: d.profileMs, analyzeMs: d.analyzeMs };
+      process.stdout.write(`STATS ${JSON.stringify(pick)}\n`);
     } else if (line.trim() === 'nexttick') {
       // Diagnosis: the cost of one process.nextTick() in this process's current JIT state (its
       // literal can be stuck in V8's runtime; see README, Performance). Small batches, drained

@@ -12,6 +12,8 @@ export interface ServerProc {
   pid: number;
   /** User + system CPU of the server process so far, µs (process.cpuUsage, asked over stdin). */
   cpu(): Promise<number>;
+  /** The detector's checkpoint figures (taken, costMs, gcMs, profileMs, analyzeMs), or {} without one. */
+  stats(): Promise<Record<string, number>>;
   /** Callgrind only: dumps and zeroes the counters; resolves to the instructions since the last dump. */
   dump(): Promise<CallgrindSplit>;
   stop(): Promise<void>;
@@ -55,6 +57,7 @@ export async function startServer(framework: string, variant: string, opts: Star
   child.stderr!.on('data', (d: Buffer) => { if (err.length < 20_000) err += d.toString(); });
   const lines = readline.createInterface({ input: child.stdout! });
   const waiting: Array<(line: string) => void> = [];
+  const statsWaiting: Array<(line: string) => void> = [];
   let exited = false;
   let portResolve!: (p: number) => void;
   let portReject!: (e: Error) => void;
@@ -62,6 +65,7 @@ export async function startServer(framework: string, variant: string, opts: Star
   lines.on('line', (line) => {
     if (line.startsWith('PORT ')) portResolve(Number(line.slice(5)));
     else if (line.startsWith('CPU ')) waiting.shift()?.(line);
+    else if (line.startsWith('STATS ')) statsWaiting.shift()?.(line);
   });
   child.on('exit', (code) => {
     exited = true;
@@ -87,6 +91,10 @@ export async function startServer(framework: string, variant: string, opts: Star
         resolve(Number(u) + Number(s));
       });
       child.stdin!.write('cpu\n');
+    }),
+    stats: () => new Promise<Record<string, number>>((resolve) => {
+      statsWaiting.push((line) => resolve(JSON.parse(line.slice(6)) as Record<string, number>));
+      child.stdin!.write('stats\n');
     }),
     dump: async () => {
       if (opts.callgrindDir === undefined) throw new Error('not under callgrind');
