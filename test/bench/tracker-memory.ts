@@ -142,7 +142,7 @@ async function main(): Promise<void> {
     const last = r.points[r.points.length - 2];
     const growth = tot(last) - tot(p('1000 routes'));
     const detector = tot(checkpointed) - tot(last);
-    console.log(`${r.mode}: ${fix(perRoute / 1024, 2)} KB per route (heap + external); ${signed(growth / 1024, 0)} KB from 1,000 routes to ${last.requests.toLocaleString('en-US')} requests; ${r.checkpoints} detector checkpoints ran; the last one ${signed(detector / 1024, 0)} KB`);
+    console.log(`${r.mode}: ${fix(perRoute / 1024, 2)} KB per route (heap + external); ${signed(growth / 1024, 0)} KB from 1,000 routes to ${last.requests.toLocaleString('en-US')} requests; ${r.checkpoints} detector checkpoints ran; the last ${WINDOW} of them added ${signed(detector / 1024, 0)} KB`);
   }
   const file = writeResult('tracker-memory', { machine: machine(), total, results });
   console.log(`raw figures in ${file}`);
