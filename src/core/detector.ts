@@ -8,7 +8,8 @@ import { fitLine } from './analysis/regression';
 import { project, secondsToLimit } from './analysis/projection';
 import { DEFAULT_RULES, decideVerdict } from './analysis/verdict';
 import { summarizeIsolated } from './analysis/isolated';
-import { checkpointGaps } from './analysis/budget';
+import { checkpointGaps, measureAftermath } from './analysis/budget';
+import { CALM_RULES, calmSlack, mib, quietAnalysis, stepCalm, type CalmRoute, type CalmState } from './analysis/calm';
 import { dataDependence } from './analysis/sampled';
 import { heapSampler } from './heapsampler';
 import { Attribution } from './attribution';
@@ -35,12 +36,24 @@ const TICK_MS = 25;
  * ~30,000 instructions per request at 50 req/s).
  */
 const LOAD_TICK_MS = 250;
+/**
+ * In the calm, once the next checkpoint is seconds away: a wake-up a second still watches the
+ * rate (the load guard's windows are a second long) and takes the aftermath reading on time.
+ */
+const CALM_TICK_MS = 1000;
 /** No request for this long after a checkpoint: the tick slows to LOAD_TICK_MS until one comes. */
 const IDLE_MS = 1000;
 /** Dev mode's load guard: the request rate is measured over windows this long. */
 const RATE_WINDOW_MS = 1000;
 /** And the guard lets go once the rate falls to this share of `loadRate` (hysteresis). */
 const LOAD_EXIT = 0.8;
+/**
+ * The aftermath of a checkpoint is measured over this long after it (against the rest of the gap
+ * to the next one): on Express at 200 req/s the extra CPU per request faded out within ~3 s.
+ */
+const AFTERMATH_MS = 3000;
+/** Weight of the newest measurement in the aftermath's moving average. */
+const AFTERMATH_EWMA = 0.3;
 /** Dev mode: the sampling profile is read at one checkpoint in this many. */
 const PROFILE_EVERY = 2;
 /** Isolated samples: at most this many per checkpoint, ms per checkpoint, ms to wait for one request. */
@@ -120,6 +133,16 @@ export class Detector {
   private lastProfileMs = 0;
   /** Checkpoints since the profile was last read. */
   private sinceProfile = Infinity;
+  /** Dev mode's calm (analysis/calm.ts): everything judged is stable, so the detector steps back. */
+  private readonly calm: CalmState = { active: false, quiet: 0, lowHeap: 0, lowArrayBuffers: 0 };
+  /** The checkpoint count when each route was first seen (a young route keeps the full pace). */
+  private readonly firstSeen: number[] = [];
+  /** Routes in the table when the calm began: a new one ends it at once (it has not been judged). */
+  private calmRoutes = 0;
+  /** Live heap the fit over the recent half of the window says was added across it, bytes. */
+  private recentRise = 0;
+  /** The same for external memory. */
+  private recentExternalRise = 0;
   /** Consecutive analyses that found each route growing. */
   private readonly streak: number[] = [];
   private readonly points: Point[] = [];
@@ -139,6 +162,16 @@ export class Detector {
   private lastCpuMs = 0;
   /** Process CPU time (ms) when the last checkpoint ended: what the app used since is measured from it. */
   private cpuEndMs = 0;
+  /**
+   * What a checkpoint's own CPU really costs this process, as a factor (analysis/budget.ts
+   * measureAftermath; a moving average), once a gap was long enough to measure it.
+   */
+  aftermath: number | undefined = undefined;
+  /** When the last checkpoint ended, with the request count then; and the reading AFTERMATH_MS later. */
+  private endAt = 0;
+  private endTotal = 0;
+  private markDue = false;
+  private mark: { cpu: number; total: number } | undefined;
   /** The tick's current period. */
   private tickMs = 0;
   /** Checkpoints taken, skipped (could not drain in time), and ms spent in them. */
@@ -207,7 +240,8 @@ export class Detector {
   private schedule(ms: number): void {
     if (this.timer) clearInterval(this.timer);
     this.tickMs = ms;
-    this.timer = setInterval(() => this.tick(), ms);
+    // Never throw into the host's event loop.
+    this.timer = setInterval(() => { try { this.tick(); } catch (e) { this.monitor.fault(e); } }, ms);
     this.timer.unref();
   }
 
@@ -245,27 +279,50 @@ export class Detector {
       load.active = true;
       load.since = Date.now();
       load.episodes++;
-      this.monitor.recorder.light(true);
-      if (this.samplerHeld) { heapSampler.release(); this.samplerHeld = false; }
+      this.stepBack();
       this.schedule(LOAD_TICK_MS);
     } else if (load.active && rate <= limit * LOAD_EXIT) {
       load.active = false;
       load.since = null;
-      this.monitor.recorder.light(false);
+      this.stepBack();
       this.schedule(TICK_MS);
-      if (this.samplingInterval > 0 && !this.samplerHeld) {
-        // A fresh run: its levels start from nothing, so the analysis must not compare them with
-        // the last run's (see SampledOptions.runs).
-        if (heapSampler.acquire(this.samplingInterval)) { this.samplerHeld = true; this.samplerRun++; }
-      }
+    }
+  }
+
+  /**
+   * Under load and in the calm the detector steps back: the profiler stops (a stack walk per
+   * sample, on every allocation-heavy request) and per-request heap deltas are read on sampled
+   * requests only. Otherwise both run as configured.
+   */
+  private stepBack(): void {
+    const back = this.monitor.processFindings.load.active || this.calm.active;
+    this.monitor.recorder.light(back);
+    if (back) {
+      if (this.samplerHeld) { heapSampler.release(); this.samplerHeld = false; }
+    } else if (this.samplingInterval > 0 && !this.samplerHeld && !this.closed) {
+      // A fresh run: its levels start from nothing, so the analysis must not compare them with
+      // the last run's (see SampledOptions.runs).
+      if (heapSampler.acquire(this.samplingInterval)) { this.samplerHeld = true; this.samplerRun++; }
     }
   }
 
   private tick(): void {
     if (this.busy || this.closed) return;
-    this.watchLoad(performance.now());
+    const t = performance.now();
+    if (this.markDue && t - this.endAt >= AFTERMATH_MS) {
+      this.markDue = false;
+      this.mark = { cpu: cpuNowMs(), total: this.monitor.recorder.totalRequests };
+    }
+    this.watchLoad(t);
     if (this.monitor.processFindings.load.active) return;
     const rec = this.monitor.recorder;
+    // A route first seen in the calm has never been judged: watch it at full pace now rather
+    // than at the calm's next checkpoint, which may be half a minute away.
+    if (this.calm.active && rec.routes.size > this.calmRoutes) {
+      let key = '';
+      for (const s of rec.routes.values()) key = s.key;
+      this.leaveCalm(`a new route appeared (${key})`);
+    }
     const since = rec.totalRequests - this.lastTotal;
     const now = performance.now();
     const elapsed = now - this.lastAt;
@@ -280,14 +337,16 @@ export class Detector {
     if (limit > 0 && recent > limit) return;
     const interval = this.monitor.options.checkpointIntervalMs;
     if (since < REQUESTS_PER_CHECKPOINT && elapsed < interval) { this.pace(TICK_MS); return; }
-    const budget = this.monitor.options.cpuBudget;
+    const o = this.monitor.options;
+    const budget = this.calm.active ? Math.min(o.cpuBudget, o.calmBudget) : o.cpuBudget;
     const gaps = checkpointGaps({
       lastCostMs: this.lastCostMs, lastCpuMs: this.lastCpuMs, lastProfileMs: this.lastProfileMs,
       elapsedMs: elapsed, cpuSinceMs: budget === Infinity ? 0 : cpuNowMs() - this.cpuEndMs, cpuBudget: budget,
+      aftermath: this.aftermath,
     });
     // `checkpointIntervalMs` overrides the fixed budgets (as it always did), never `cpuBudget`.
     const wait = Math.max(gaps.app - elapsed, elapsed >= interval ? 0 : Math.min(gaps.fixed, interval) - elapsed);
-    if (wait > 0) { this.pace(wait > 4 * LOAD_TICK_MS ? LOAD_TICK_MS : TICK_MS); return; }
+    if (wait > 0) { this.pace(wait <= 4 * LOAD_TICK_MS ? TICK_MS : this.calm.active && wait > 4 * CALM_TICK_MS ? CALM_TICK_MS : LOAD_TICK_MS); return; }
     this.pace(TICK_MS);
     this.busy = true;
     this.checkpoint().catch((e) => this.monitor.fault(e)).finally(() => { this.busy = false; });
@@ -296,6 +355,7 @@ export class Detector {
   /** One quiescent checkpoint. Public so tests and the bench can force one. */
   async checkpoint(): Promise<boolean> {
     const m = this.monitor;
+    this.learnAftermath();
     const t0 = performance.now();
     const cpu0 = process.cpuUsage();
     this.lastProfileMs = 0;
@@ -327,14 +387,37 @@ export class Detector {
     // The analysis runs with the gate open, but it is still our time on the event loop: it counts
     // toward the budget that spaces checkpoints.
     const a0 = performance.now();
-    this.analyze();
+    const analysis = this.analyze();
+    this.stepCalm(analysis);
     const ams = performance.now() - a0;
     this.analyzeMs += ams;
     this.lastCostMs += ams;
     this.costMs += ams;
     this.cpuEndMs = cpuNowMs();
     this.lastCpuMs = this.cpuEndMs - (cpu0.user + cpu0.system) / 1000;
+    this.endAt = performance.now();
+    this.endTotal = m.recorder.totalRequests;
+    this.markDue = true;
+    this.mark = undefined;
     return true;
+  }
+
+  /**
+   * Before a checkpoint: if the gap since the last one was long enough to hold a reading
+   * AFTERMATH_MS after it, how much more CPU per request the app used in those first seconds than
+   * later on, against that checkpoint's own CPU. Feeds the CPU budgets (analysis/budget.ts).
+   */
+  private learnAftermath(): void {
+    const mark = this.mark;
+    this.mark = undefined;
+    this.markDue = false;
+    if (mark === undefined) return;
+    const f = measureAftermath({
+      ownCpuMs: this.lastCpuMs - this.lastProfileMs,
+      earlyCpuMs: mark.cpu - this.cpuEndMs, earlyRequests: mark.total - this.endTotal,
+      lateCpuMs: cpuNowMs() - mark.cpu, lateRequests: this.monitor.recorder.totalRequests - mark.total,
+    });
+    if (f !== undefined) this.aftermath = this.aftermath === undefined ? f : this.aftermath + AFTERMATH_EWMA * (f - this.aftermath);
   }
 
   /**
@@ -464,6 +547,7 @@ export class Detector {
       }
       this.sampled.push(undefined);
       this.streak.push(0);
+      this.firstSeen.push(this.monitor.processFindings.checkpoints);
     }
     const slot = this.head;
     for (let r = 0; r < this.routeStats.length; r++) this.counts[r * WINDOW + slot] = this.routeStats[r].requests;
@@ -579,13 +663,56 @@ export class Detector {
     };
   }
 
-  private analyze(): void {
+  private analyze(): WindowAnalysis {
     const pts = this.ordered(this.points);
     const w = this.window();
     const a = analyzeWindow(w);
     this.last = { checkpoints: a.checkpoints, heapScale: a.heapScale, dropped: a.dropped };
     this.writeRoutes(a, w);
     this.writeProcess(pts);
+    return a;
+  }
+
+  /** After a dev-mode checkpoint's analysis: enter or leave the calm (analysis/calm.ts). */
+  private stepCalm(a: WindowAnalysis): void {
+    const o = this.monitor.options;
+    if (o.mode !== 'dev' || o.calmBudget === Infinity || this.closed) return;
+    const f = this.monitor.processFindings;
+    const routes: CalmRoute[] = [];
+    a.routes.forEach((ra, r) => {
+      const stats = this.routeStats[r];
+      if (stats === undefined) return;
+      const judged = ra.evidence.checkpoints >= DEFAULT_RULES.minCheckpoints && ra.evidence.windowRequests >= DEFAULT_RULES.minRequests;
+      const young = f.checkpoints - this.firstSeen[r] < CALM_RULES.youngCheckpoints;
+      routes.push({ key: stats.key, verdict: stats.verdict, judged, young });
+    });
+    const last = this.points[(this.head + WINDOW - 1) % WINDOW];
+    // Growth as the calm's exit would see it (its slack), not the significance test of the heap
+    // findings: forced-GC readings are so exact that a fresh server's JIT warm-up (~400 KB over
+    // its first half minute, then 1–2 KB/s) reads as significant growth for minutes.
+    // (Not `nativeGrowth` either: RSS climbs by hundreds of KB a second while a process warms up.)
+    const growth = this.recentRise > calmSlack(last.heap) ? `live heap rose ${mib(this.recentRise)} over the recent half of the window`
+      : this.recentExternalRise > calmSlack(last.external) ? `external memory rose ${mib(this.recentExternalRise)} over the recent half of the window` : null;
+    const loud = quietAnalysis({ checkpoints: a.checkpoints, growth, routes });
+    const change = stepCalm(this.calm, { loud, heap: last.heap, arrayBuffers: last.arrayBuffers });
+    if (change === null) return;
+    if (change.to === 'watch') { this.leaveCalm(change.why); return; }
+    f.calm.active = true;
+    f.calm.since = Date.now();
+    f.calm.episodes++;
+    this.calmRoutes = this.monitor.recorder.routes.size;
+    this.stepBack();
+  }
+
+  private leaveCalm(why: string): void {
+    const f = this.monitor.processFindings;
+    this.calm.active = false;
+    this.calm.quiet = 0;
+    f.calm.active = false;
+    f.calm.since = null;
+    f.calm.reason = flat(why);
+    this.stepBack();
+    this.pace(TICK_MS);
   }
 
   private writeRoutes(a: WindowAnalysis, w: { sampled: number[][]; sampledRuns: number[] }): void {
@@ -661,6 +788,8 @@ export class Detector {
 
   private writeProcess(pts: Point[]): void {
     const f = this.monitor.processFindings;
+    this.recentRise = 0;
+    this.recentExternalRise = 0;
     const lastP = pts[pts.length - 1];
     f.liveHeapBytes = lastP.heap;
     f.liveExternalBytes = lastP.external;
@@ -670,7 +799,10 @@ export class Detector {
     if (recent.length < 4) return;
     const t = recent.map((p) => p.at / 1000);
     const heap = fitLine(t, recent.map((p) => p.heap));
+    const span = t[t.length - 1] - t[0];
+    this.recentRise = heap.slope * span;
     const ext = fitLine(t, recent.map((p) => p.external));
+    this.recentExternalRise = ext.slope * span;
     const rss = fitLine(t, recent.map((p) => p.rss));
     f.heapGrowthBytesPerSecond = heap.slope;
     f.externalGrowthBytesPerSecond = ext.slope;

@@ -68,6 +68,21 @@ export interface LeakwatchOptions {
    */
   cpuBudget?: number;
   /**
+   * Dev mode, while every route the detector can judge reads `stable` (the calm): the most CPU its
+   * work may take, as a share of the app's own, like `cpuBudget` (the smaller of the two rules).
+   * In the calm the sampling heap profiler also pauses and per-request heap deltas are read on
+   * sampled requests only, as under load. A route seen for the first time, or the first sign of
+   * growth (a route that no longer reads `stable`, or live heap or ArrayBuffer memory 1 MiB or 2%
+   * above the calm's lowest reading), ends it, and the detector watches at full pace until all is
+   * stable again. `Infinity` never calms down. Default 0.05.
+   *
+   * @example
+   * ```ts
+   * app.use(leakwatch({ calmBudget: Infinity })); // full pace even when nothing grows
+   * ```
+   */
+  calmBudget?: number;
+  /**
    * Mean bytes between two samples of V8's sampling heap profiler, which charges the live objects
    * a route's handler allocated to that route, however many requests overlap. Smaller is more
    * precise and slower: at 2048 a 1 KB/request leak is told apart after ~150 requests of its
@@ -113,6 +128,7 @@ export interface ResolvedOptions {
   samplingInterval: number;
   loadRate: number;
   cpuBudget: number;
+  calmBudget: number;
   notice: boolean;
   logger: Pick<Console, 'warn' | 'info'>;
 }
@@ -175,6 +191,13 @@ export interface ProcessFindings {
    * the rate over the last one-second window, and `episodes` how many times it has stepped back.
    */
   load: { active: boolean; since: number | null; requestsPerSecond: number; episodes: number };
+  /**
+   * Dev mode's calm (see the `calmBudget` option): `active` while every judged route reads
+   * `stable` and the detector watches at a slower pace with the heap profiler paused, `since`
+   * when that began (ms since the Unix epoch), `episodes` how many calms there have been, and
+   * `reason` why the last one ended (null while none has).
+   */
+  calm: { active: boolean; since: number | null; episodes: number; reason: string | null };
   /** Live heap after each full GC, oldest first, bounded: `[msSinceEpoch, bytes, forced ? 1 : 0]`. */
   history: Array<[number, number, number]>;
 }

@@ -4,7 +4,7 @@ import http from 'node:http';
 import express from 'express';
 import { leakwatch } from '../../src/express/index';
 import type { Detector } from '../../src/core/detector';
-import { checkpointGaps, chargedCpuMs, BUDGET_RULES, type BudgetInput } from '../../src/core/analysis/budget';
+import { checkpointGaps, chargedCpuMs, measureAftermath, BUDGET_RULES, type BudgetInput } from '../../src/core/analysis/budget';
 import { close, listen } from '../helpers';
 
 // Dev mode spaces its checkpoints so that their CPU stays within `cpuBudget` times the app's own
@@ -40,6 +40,25 @@ test('no cpuBudget (Infinity, the default) puts no app gap; the fixed budgets st
 test('before any checkpoint, nothing is charged: the shortest gap, and no app gap', () => {
   assert.deepEqual(checkpointGaps({ ...base, lastCostMs: 0, lastCpuMs: 0 }), { fixed: BUDGET_RULES.minGapMs, app: 0 });
   assert.equal(checkpointGaps({ ...base, elapsedMs: 0 }).app, 0);
+});
+
+test('the aftermath is measured as excess CPU per request right after a checkpoint, against later in the gap', () => {
+  // 300 requests in the first part cost 150 ms; later 0.4 ms a request: 30 ms of excess on a 10 ms checkpoint.
+  assert.equal(measureAftermath({ ownCpuMs: 10, earlyCpuMs: 150, earlyRequests: 300, lateCpuMs: 200, lateRequests: 500 }), 4);
+  // No excess (or a faster start, from noise) is a factor of 1, never less.
+  assert.equal(measureAftermath({ ownCpuMs: 10, earlyCpuMs: 100, earlyRequests: 300, lateCpuMs: 200, lateRequests: 500 }), 1);
+  // Too few requests to tell, or nothing to charge against.
+  assert.equal(measureAftermath({ ownCpuMs: 10, earlyCpuMs: 10, earlyRequests: 19, lateCpuMs: 200, lateRequests: 500 }), undefined);
+  assert.equal(measureAftermath({ ownCpuMs: 10, earlyCpuMs: 150, earlyRequests: 300, lateCpuMs: 20, lateRequests: 49 }), undefined);
+  assert.equal(measureAftermath({ ownCpuMs: 0, earlyCpuMs: 150, earlyRequests: 300, lateCpuMs: 200, lateRequests: 500 }), undefined);
+});
+
+test('a measured aftermath above the constant widens the app gap, never the fixed one; below it, the constant holds', () => {
+  const plain = checkpointGaps(base);
+  // Charged 12 ms × 4 = 48 ms; the app's CPU is 52 − 12 × 3 = 16 ms in 1 s: under the 2% floor, so 2%.
+  assert.deepEqual(checkpointGaps({ ...base, aftermath: 4 }), { fixed: plain.fixed, app: 48 / (0.1 * BUDGET_RULES.minAppShare) });
+  assert.equal(chargedCpuMs({ lastCpuMs: 12, lastProfileMs: 2, aftermath: 4 }), 10 * 4 + 2);
+  assert.deepEqual(checkpointGaps({ ...base, aftermath: 1.2 }), plain);
 });
 
 /** Steady traffic, one request every `everyMs`, for `ms`. */

@@ -47,6 +47,11 @@ test('bad options throw a TypeError naming the option and the value received', (
     [{ cpuBudget: -0.1 }, /"cpuBudget".*received -0.1/],
     [{ cpuBudget: Infinity }, /"cpuBudget".*received Infinity/],
     [{ cpuBudget: '0.1' }, /"cpuBudget".*received "0.1"/],
+    [{ calmBudget: 0 }, /"calmBudget".*received 0/],
+    [{ calmBudget: NaN }, /"calmBudget".*received NaN/],
+    [{ calmBudget: 101 }, /"calmBudget".*received 101/],
+    [{ calmBudget: -Infinity }, /"calmBudget".*received -Infinity/],
+    [{ calmBudget: '0.05' }, /"calmBudget".*received "0.05"/],
     [{ maxRoutes: 1.5 }, /"maxRoutes".*received 1\.5/],
     [{ maxRoutes: '10' }, /"maxRoutes".*received "10"/],
     [{ enabled: 'yes' }, /"enabled".*received "yes"/],
@@ -75,6 +80,13 @@ test('cpuBudget: no cap (Infinity) by default; any share above 0 up to 100', () 
   assert.equal(resolveOptions({ cpuBudget: 1 }, {}).cpuBudget, 1);
   assert.equal(resolveOptions({ cpuBudget: 0.1 }, {}).cpuBudget, 0.1);
   assert.equal(resolveOptions({ cpuBudget: 0.01 }, {}).cpuBudget, 0.01);
+});
+
+test('calmBudget: a twentieth of the app CPU by default; any share above 0 up to 100, or Infinity (never calm)', () => {
+  assert.equal(resolveOptions({}, {}).calmBudget, 0.05);
+  assert.equal(resolveOptions({ calmBudget: 0.2 }, {}).calmBudget, 0.2);
+  assert.equal(resolveOptions({ calmBudget: 100 }, {}).calmBudget, 100);
+  assert.equal(resolveOptions({ calmBudget: Infinity }, {}).calmBudget, Infinity);
 });
 
 test('samplingInterval: 2048 in dev mode, off (0) in production unless set', () => {

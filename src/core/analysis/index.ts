@@ -7,3 +7,4 @@ export { formatBytes, formatCount, formatDuration, project, secondsToLimit, type
 export { huberLocation, summarizeIsolated, type IsolatedEstimate, type IsolatedSummary, type IsolatedOptions } from './isolated';
 export { fitSampled, sampledSignal, dataDependence, type SampledCoefficient, type SampledOptions, type DataDependence } from './sampled';
 export { checkpointGaps, chargedCpuMs, BUDGET_RULES, type BudgetInput, type BudgetRules, type Gaps } from './budget';
+export { quietAnalysis, stepCalm, calmSlack, CALM_RULES, type CalmRoute, type CalmRules, type CalmState, type CalmChange } from './calm';

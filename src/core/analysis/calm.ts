@@ -1,0 +1,130 @@
+/**
+ * Dev mode's calm: when every route the window can judge reads `stable`, the detector has nothing
+ * to find, and watching at full pace costs the app for nothing (a hello-world app at 200 req/s
+ * paid +50% to +100% CPU per request for checkpoints and the heap profiler, bench:overhead). So it
+ * steps back, as under load: checkpoints spaced by `calmBudget`, the profiler paused, per-request
+ * heap readings sampled. It steps in again at the first sign of growth. Pure rules on what the
+ * detector measured, unit-tested on plain numbers (test/core/calm.test.ts).
+ */
+
+/** One route, as the last analysis left it. */
+export interface CalmRoute {
+  /** `METHOD /template`, to say which route ended a calm. */
+  key: string;
+  /** The route's verdict after confirmation (`growing` only after CONFIRM analyses in a row). */
+  verdict: 'warming-up' | 'stable' | 'growing' | 'leaking';
+  /**
+   * Whether the window held enough of the route to judge it (checkpoints and requests). A route
+   * that is new, rare or idle is not judged: it must not keep the detector at full pace forever.
+   */
+  judged: boolean;
+  /**
+   * Whether the route was first seen only a few checkpoints ago (CalmRules.youngCheckpoints). A
+   * young route not judged yet keeps the detector at full pace until it is: new code is where a
+   * leak is likeliest, and the calm's checkpoints may be half a minute apart.
+   */
+  young: boolean;
+}
+
+export interface CalmRules {
+  /** Checkpoints the window must hold before the detector may call itself calm. */
+  minCheckpoints: number;
+  /** Analyses in a row that must be quiet before it does. */
+  confirm: number;
+  /** Growth of live heap or ArrayBuffer memory above the calm's lowest reading that ends it, bytes… */
+  slackBytes: number;
+  /** …or this share of that lowest reading, if larger (a big heap's readings wander more). */
+  slackShare: number;
+  /** A route first seen fewer checkpoints ago than this is young (see CalmRoute.young). */
+  youngCheckpoints: number;
+}
+
+/**
+ * 8 checkpoints before any verdict plus 3 in a row to confirm one: by then every busy route has
+ * had its chance to read anything but `stable`. 1 MiB: the zoo's stable routes moved live heap
+ * by up to ~250 KB between forced GCs; a 1 KB/request leak at 200 req/s passes 1 MiB in 5 s.
+ */
+export const CALM_RULES: CalmRules = { minCheckpoints: 11, confirm: 3, slackBytes: 1024 * 1024, slackShare: 0.02, youngCheckpoints: 32 };
+
+/**
+ * Whether one analysis is quiet: the window is long enough, every judged route reads `stable`,
+ * and the process's memory shows no growth past the calm's slack (`growth`: why not, if it
+ * does). A `growing` (or probe-confirmed `leaking`) route keeps the detector at full pace: it has
+ * found something, and its estimate and projection keep improving while the developer looks at
+ * it. Returns null when quiet, else why not.
+ *
+ * @example
+ * ```ts
+ * quietAnalysis({ checkpoints: 40, growth: null, routes: [{ key: 'GET /a', verdict: 'stable', judged: true, young: false }, { key: 'GET /b', verdict: 'warming-up', judged: false, young: false }] });
+ * // → null (quiet): GET /b is not new and too rare to judge
+ * ```
+ */
+export function quietAnalysis(
+  a: { checkpoints: number; growth: string | null; routes: readonly CalmRoute[] },
+  rules: CalmRules = CALM_RULES,
+): string | null {
+  if (a.checkpoints < rules.minCheckpoints) return `the window holds ${a.checkpoints} checkpoints (the calm needs ${rules.minCheckpoints})`;
+  if (a.growth !== null) return a.growth;
+  for (const r of a.routes) {
+    if (r.verdict === 'growing' || r.verdict === 'leaking') return `${r.key} reads ${r.verdict}`;
+    if (r.judged && r.verdict !== 'stable') return `${r.key} reads ${r.verdict}`;
+    if (!r.judged && r.young) return `${r.key} is new and not judged yet`;
+  }
+  return null;
+}
+
+/** The bytes above the calm's lowest reading at which it ends. */
+export function calmSlack(lowest: number, rules: CalmRules = CALM_RULES): number {
+  return Math.max(rules.slackBytes, lowest * rules.slackShare);
+}
+
+/** What the detector keeps between checkpoints about its calm. */
+export interface CalmState {
+  active: boolean;
+  /** Quiet analyses in a row. */
+  quiet: number;
+  /** Lowest live heap and ArrayBuffer readings since the calm began. */
+  lowHeap: number;
+  lowArrayBuffers: number;
+}
+
+/** Why the calm changed, or null when it did not. */
+export type CalmChange = { to: 'calm' } | { to: 'watch'; why: string } | null;
+
+/**
+ * Advances the calm by one checkpoint: its readings and why its analysis was not quiet (null if
+ * it was, see quietAnalysis). Mutates `s` and returns the change, if any.
+ *
+ * @example
+ * ```ts
+ * const s: CalmState = { active: true, quiet: 5, lowHeap: 20e6, lowArrayBuffers: 1e5 };
+ * stepCalm(s, { loud: null, heap: 22e6, arrayBuffers: 1e5 }); // → { to: 'watch', why: 'live heap rose 1.9 MiB …' }
+ * ```
+ */
+export function stepCalm(s: CalmState, c: { loud: string | null; heap: number; arrayBuffers: number }, rules: CalmRules = CALM_RULES): CalmChange {
+  s.quiet = c.loud === null ? s.quiet + 1 : 0;
+  if (!s.active) {
+    if (s.quiet < rules.confirm) return null;
+    s.active = true;
+    s.lowHeap = c.heap;
+    s.lowArrayBuffers = c.arrayBuffers;
+    return { to: 'calm' };
+  }
+  let why: string | undefined;
+  if (c.heap - s.lowHeap > calmSlack(s.lowHeap, rules)) why = `live heap rose ${mib(c.heap - s.lowHeap)} since the calm's lowest reading`;
+  else if (c.arrayBuffers - s.lowArrayBuffers > calmSlack(s.lowArrayBuffers, rules)) why = `ArrayBuffer memory rose ${mib(c.arrayBuffers - s.lowArrayBuffers)} since the calm's lowest reading`;
+  else if (c.loud !== null) why = c.loud;
+  if (why !== undefined) {
+    s.active = false;
+    s.quiet = 0;
+    return { to: 'watch', why };
+  }
+  s.lowHeap = Math.min(s.lowHeap, c.heap);
+  s.lowArrayBuffers = Math.min(s.lowArrayBuffers, c.arrayBuffers);
+  return null;
+}
+
+/** Bytes in MiB, one decimal. */
+export function mib(b: number): string {
+  return `${(b / (1024 * 1024)).toFixed(1)} MiB`;
+}

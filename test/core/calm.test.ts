@@ -1,0 +1,147 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import express from 'express';
+import { leakwatch } from '../../src/express/index';
+import type { Detector } from '../../src/core/detector';
+import { heapSampler } from '../../src/core/heapsampler';
+import { CALM_RULES, calmSlack, quietAnalysis, stepCalm, type CalmState } from '../../src/core/analysis/calm';
+import { close, get, listen } from '../helpers';
+
+// Dev mode's calm (src/core/analysis/calm.ts): once every judged route reads stable, the detector
+// steps back (checkpoints within `calmBudget` of the app's CPU, profiler paused, sampled heap
+// readings) and steps in again at the first sign of growth. The rules are tested on plain values;
+// the end-to-end test waits on states, not on timings.
+
+const stable = { key: 'GET /a', verdict: 'stable' as const, judged: true, young: false };
+
+test('an analysis is quiet only with a long enough window, no growth and every judged route stable; else it says why', () => {
+  const q = (over: Partial<Parameters<typeof quietAnalysis>[0]>): string | null => quietAnalysis({ checkpoints: 20, growth: null, routes: [stable], ...over });
+  assert.equal(q({}), null);
+  assert.equal(q({ checkpoints: CALM_RULES.minCheckpoints - 1 }), `the window holds ${CALM_RULES.minCheckpoints - 1} checkpoints (the calm needs ${CALM_RULES.minCheckpoints})`);
+  assert.equal(q({ growth: 'live heap rose 1.2 MiB over the recent half of the window' }), 'live heap rose 1.2 MiB over the recent half of the window');
+  assert.equal(q({ routes: [stable, { key: 'GET /lru', verdict: 'warming-up', judged: true, young: false }] }), 'GET /lru reads warming-up', 'a judged route still warming up (a cache filling, a growth being confirmed)');
+  assert.equal(q({ routes: [stable, { key: 'GET /rare', verdict: 'warming-up', judged: false, young: false }] }), null, 'a route too rare to judge does not count');
+  assert.equal(q({ routes: [stable, { key: 'GET /new', verdict: 'warming-up', judged: false, young: true }] }), 'GET /new is new and not judged yet', 'unless it is new: it gets its chance at full pace');
+  assert.equal(q({ routes: [stable, { key: 'GET /b', verdict: 'growing', judged: false, young: false }] }), 'GET /b reads growing', 'a growing route keeps the full pace');
+  assert.equal(q({ routes: [{ key: 'GET /c', verdict: 'leaking', judged: true, young: false }] }), 'GET /c reads leaking', 'so does a probe-confirmed leak');
+  assert.equal(q({ routes: [] }), null);
+});
+
+test('the calm begins after `confirm` quiet analyses in a row, from the reading it began at', () => {
+  const s: CalmState = { active: false, quiet: 0, lowHeap: 0, lowArrayBuffers: 0 };
+  const r = { loud: null, heap: 30e6, arrayBuffers: 2e6 };
+  assert.equal(stepCalm(s, r), null);
+  assert.equal(stepCalm(s, { ...r, loud: 'GET /a reads warming-up' }), null);
+  assert.equal(s.quiet, 0, 'a loud analysis starts the count again');
+  for (let i = 1; i < CALM_RULES.confirm; i++) assert.equal(stepCalm(s, r), null);
+  assert.deepEqual(stepCalm(s, r), { to: 'calm' });
+  assert.deepEqual(s, { active: true, quiet: CALM_RULES.confirm, lowHeap: 30e6, lowArrayBuffers: 2e6 });
+});
+
+test('the calm ends at the first sign of growth above its lowest reading, and only then', () => {
+  const MiB = 1024 * 1024;
+  const calm = (): CalmState => ({ active: true, quiet: 5, lowHeap: 20 * MiB, lowArrayBuffers: 1 * MiB });
+  // Readings that wander below the slack keep it, and a lower one becomes the new floor.
+  const s = calm();
+  assert.equal(stepCalm(s, { loud: null, heap: 20.9 * MiB, arrayBuffers: 1.9 * MiB }), null);
+  assert.equal(stepCalm(s, { loud: null, heap: 19.5 * MiB, arrayBuffers: 1 * MiB }), null);
+  assert.equal(s.lowHeap, 19.5 * MiB);
+  const heap = stepCalm(s, { loud: null, heap: 20.6 * MiB, arrayBuffers: 1 * MiB });
+  assert.equal(heap?.to, 'watch');
+  assert.match((heap as { why: string }).why, /^live heap rose 1\.1 MiB since the calm's lowest reading$/);
+  assert.deepEqual({ active: s.active, quiet: s.quiet }, { active: false, quiet: 0 });
+
+  const ab = stepCalm(calm(), { loud: null, heap: 20 * MiB, arrayBuffers: 2.5 * MiB });
+  assert.match((ab as { why: string }).why, /^ArrayBuffer memory rose 1\.5 MiB/);
+  const loud = stepCalm(calm(), { loud: 'GET /a reads warming-up', heap: 20 * MiB, arrayBuffers: 1 * MiB });
+  assert.deepEqual(loud, { to: 'watch', why: 'GET /a reads warming-up' });
+});
+
+test('a big heap gets a proportional slack: its readings wander more than 1 MiB', () => {
+  assert.equal(calmSlack(10e6), CALM_RULES.slackBytes);
+  assert.equal(calmSlack(500e6), 500e6 * CALM_RULES.slackShare);
+  const s: CalmState = { active: true, quiet: 9, lowHeap: 500e6, lowArrayBuffers: 0 };
+  assert.equal(stepCalm(s, { loud: null, heap: 505e6, arrayBuffers: 0 }), null, '+5 MB on 500 MB is within 2%');
+  assert.equal(stepCalm(s, { loud: null, heap: 511e6, arrayBuffers: 0 })?.to, 'watch');
+});
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Waits until `done()` or `ms` pass, sending `path` every 10 ms. Returns whether `done()` held. */
+async function drive(port: number, path: string, ms: number, done: () => boolean): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (done()) return true;
+    await get(port, path);
+    await sleep(10);
+  }
+  return done();
+}
+
+test('end to end: a stable app calms down (profiler paused, sampled heap readings); a new route and a leak each end the calm', async (t) => {
+  const app = express();
+  // A high calmBudget keeps the calm's checkpoints about a second apart, so the leak is seen soon.
+  const mw = leakwatch({ notice: false, mode: 'dev', autoProbe: false, loadRate: 0, checkpointIntervalMs: 100, calmBudget: 0.5 });
+  app.use(mw);
+  const kept: string[] = [];
+  let leaking = false;
+  // Once `leaking` is set, 16 KB kept a request: 1 MiB in 64 requests.
+  app.get('/hit', (_req, res) => { if (leaking) kept.push(Buffer.alloc(8192, kept.length % 251).toString('hex')); res.json({ n: kept.length }); });
+  app.get('/other', (_req, res) => { res.json({ ok: true }); });
+  const server = http.createServer(app);
+  const port = await listen(server);
+  t.after(async () => { mw.close(); await close(server); });
+  const m = mw.monitor;
+  const det = m.features.detector as Detector;
+  const calm = m.processFindings.calm;
+  const why = (): string => `${det.taken} checkpoints; ${[...m.recorder.routes.values()].map((r) => `${r.key}: ${r.verdict} (${r.verdictReason})`).join('; ')}`;
+
+  assert.deepEqual(calm, { active: false, since: null, episodes: 0, reason: null });
+  assert.equal(await drive(port, '/hit', 40_000, () => calm.active), true, `a stable route must calm the detector (${why()})`);
+  assert.ok(det.taken >= CALM_RULES.minCheckpoints, `not before the window can judge (${det.taken} checkpoints)`);
+  assert.equal(calm.episodes, 1);
+  assert.equal(typeof calm.since, 'number');
+  assert.equal(heapSampler.active, false, 'the profiler pauses in the calm');
+  const hit = m.route('GET', '/hit')!;
+  const h0 = { requests: hit.requests, heapSamples: hit.heapSamples };
+  for (let i = 0; i < 40; i++) await get(port, '/hit');
+  const readings = hit.heapSamples - h0.heapSamples;
+  assert.ok(readings <= 10, `per-request heap readings are sampled in the calm: ${readings} of ${hit.requests - h0.requests}`);
+  const page = await get(port, '/__leaks');
+  assert.match(page.body, /id="calm"/, 'the dashboard says the detector is calm');
+
+  // A route never judged ends the calm at the next tick, without waiting for a checkpoint.
+  let sent = 0;
+  assert.equal(await drive(port, '/other', 20_000, () => { sent++; return !calm.active; }), true, 'a new route must end the calm');
+  assert.equal(calm.reason, 'a new route appeared (GET /other)');
+  assert.ok(sent <= 200, `at once: ${sent} requests`);
+  assert.equal(heapSampler.active, true, 'the profiler runs again');
+  const api = await get(port, '/__leaks/api/process');
+  assert.equal(api.json().findings.calm.reason, 'a new route appeared (GET /other)');
+
+  // Calm again once /other is judged stable; then /hit starts to keep 16 KB a request.
+  const both = async (): Promise<void> => { await get(port, '/other'); };
+  assert.equal(await drive(port, '/hit', 40_000, () => { void both(); return calm.active; }), true, `calm again (${why()})`);
+  assert.equal(calm.episodes, 2);
+  leaking = true;
+  assert.equal(await drive(port, '/hit', 30_000, () => !calm.active), true, 'a leak must end the calm');
+  assert.match(calm.reason ?? '', /^(live heap rose [0-9.]+ MiB|GET \/hit reads (warming-up|growing))/);
+  assert.equal(await drive(port, '/hit', 30_000, () => hit.verdict === 'growing'), true, `the leak is found (${why()})`);
+  assert.equal(calm.active, false, 'no calm while a route grows');
+});
+
+test('calmBudget: Infinity never calms down', async (t) => {
+  const app = express();
+  const mw = leakwatch({ notice: false, mode: 'dev', autoProbe: false, loadRate: 0, checkpointIntervalMs: 100, calmBudget: Infinity, samplingInterval: 0 });
+  app.use(mw);
+  app.get('/hit', (_req, res) => { res.json({ ok: true }); });
+  const server = http.createServer(app);
+  const port = await listen(server);
+  t.after(async () => { mw.close(); await close(server); });
+  const det = mw.monitor.features.detector as Detector;
+  await drive(port, '/hit', 30_000, () => det.taken >= 2 * CALM_RULES.minCheckpoints);
+  assert.ok(det.taken >= 2 * CALM_RULES.minCheckpoints, `${det.taken} checkpoints`);
+  assert.equal(mw.monitor.processFindings.calm.active, false);
+  assert.equal(mw.monitor.processFindings.calm.episodes, 0);
+});
