@@ -58,7 +58,8 @@ async function main(): Promise<void> {
   // --sampling N on the bench: the sampling heap profiler's interval (0 = off; default the option's).
   const sampling = process.env.DETECT_SAMPLING;
   const budget = process.env.DETECT_CPU_BUDGET;
-  const options = { notice: false, mode: 'dev' as const, autoProbe: false, workers: 20, ...(sampling ? { samplingInterval: Number(sampling) } : {}), ...(budget ? { cpuBudget: Number(budget) } : {}) };
+  const calm = process.env.DETECT_CALM_BUDGET;
+  const options = { notice: false, mode: 'dev' as const, autoProbe: false, workers: 20, ...(sampling ? { samplingInterval: Number(sampling) } : {}), ...(budget ? { cpuBudget: Number(budget) } : {}), ...(calm ? { calmBudget: Number(calm) } : {}) };
   if (framework === 'express') {
     const app = express();
     const mw = leakwatch(options);
@@ -160,6 +161,8 @@ async function main(): Promise<void> {
   }, 20);
 
   process.on('message', (msg: { cmd: string }) => {
+    // --calm-first: whether the detector calmed down during the prelude of controls.
+    if (msg.cmd === 'calm') { process.send!({ calm: { ...monitor.processFindings.calm }, total: monitor.recorder.totalRequests, taken: (monitor.features.detector as Detector).taken }); return; }
     if (msg.cmd !== 'report') return;
     poll();
     clearInterval(timer);

@@ -9,9 +9,13 @@
 // --isolate MS (sampled isolation on, MS per checkpoint; default 0 = off, as in the detector),
 // --sampling N (the sampling heap profiler's interval in bytes; 0 = off; default 2048, the option's),
 // --cpu-budget X (the cpuBudget option: the detector's CPU as a share of the app's; default the option's),
+// --calm-budget X (the calmBudget option; `Infinity` never calms down; default the option's),
 // --needle-mix mild|wide (how the needle run's mix swings between phases; default mild: "one
 // route among ten" gets about a tenth of the traffic, while the zoo run keeps the wide swings,
-// where a route can sit nearly idle for a phase).
+// where a route can sit nearly idle for a phase),
+// --calm-first N (the needle run begins with N requests on its controls alone, so that the
+// detector calms down (the calmBudget option) before the leaking route gets its first request;
+// its "right after" then counts from the end of that prelude).
 import { fork, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -38,7 +42,10 @@ const FRAMEWORKS = arg('framework', 'express,fastify').split(',');
 const ISOLATE_MS = Number(arg('isolate', '0'));
 const SAMPLING = arg('sampling', '');
 const CPU_BUDGET = arg('cpu-budget', '');
+const CALM_BUDGET = arg('calm-budget', '');
 const NEEDLE_MIX = arg('needle-mix', 'mild') as 'mild' | 'wide';
+const CALM_FIRST = Number(arg('calm-first', '0'));
+if (!(CALM_FIRST >= 0)) throw new TypeError(`--calm-first must be a number of requests, got ${JSON.stringify(arg('calm-first', ''))}`);
 if (NEEDLE_MIX !== 'mild' && NEEDLE_MIX !== 'wide') throw new TypeError(`--needle-mix must be mild or wide, got ${JSON.stringify(NEEDLE_MIX)}`);
 
 interface RunResult {
@@ -53,6 +60,8 @@ interface RunResult {
   detector: { taken: number; skipped: number; costMs: number; drainMs: number; gcMs: number; analyzeMs: number; profileMs?: number; isolated?: number; isolateTimeouts?: number; heapScale: number | null };
   process: Record<string, unknown>;
   gate: { held: number; longestHoldMs: number };
+  /** --calm-first: the prelude's requests, and the detector's calm when it ended. */
+  prelude?: { requests: number; calm: { active: boolean; episodes: number }; checkpoints: number };
 }
 
 function urlsFor(s: Scenario): string[] {
@@ -68,9 +77,18 @@ function once<T>(child: ChildProcess, pred: (m: any) => boolean): Promise<T> {
   });
 }
 
-async function run(name: string, framework: string, scenarios: Scenario[], extras: string[], total: number, mix: 'wide' | 'mild' = 'wide'): Promise<RunResult> {
-  const server = fork(path.join(__dirname, 'detect-server.js'), [framework], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...process.env, NODE_ENV: 'development', DETECT_ISOLATE_MS: String(ISOLATE_MS), DETECT_SAMPLING: SAMPLING, DETECT_CPU_BUDGET: CPU_BUDGET } });
+async function run(name: string, framework: string, scenarios: Scenario[], extras: string[], total: number, mix: 'wide' | 'mild' = 'wide', prelude?: { total: number; scenarios: Scenario[] }): Promise<RunResult> {
+  const server = fork(path.join(__dirname, 'detect-server.js'), [framework], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...process.env, NODE_ENV: 'development', DETECT_ISOLATE_MS: String(ISOLATE_MS), DETECT_SAMPLING: SAMPLING, DETECT_CPU_BUDGET: CPU_BUDGET, DETECT_CALM_BUDGET: CALM_BUDGET } });
   const { port } = await once<{ port: number }>(server, (m) => typeof m.port === 'number');
+  let before: RunResult['prelude'];
+  if (prelude !== undefined && prelude.total > 0) {
+    const pre = { port, total: prelude.total, concurrency: 8, seed: SEED + 1000, rate: RATE, phase: PHASE, mix, routes: [...prelude.scenarios.map(urlsFor), ...extras.map((p) => [p])] };
+    const c = fork(path.join(__dirname, 'detect-client.js'), [JSON.stringify(pre)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    await once(c, (m) => m.finished === true);
+    server.send({ cmd: 'calm' });
+    const st = await once<{ calm: { active: boolean; episodes: number }; total: number; taken: number }>(server, (m) => m.calm !== undefined);
+    before = { requests: st.total, calm: st.calm, checkpoints: st.taken };
+  }
   const routes = [...scenarios.map(urlsFor), ...extras.map((p) => [p])];
   const cfg = { port, total, concurrency: 8, seed: SEED, rate: RATE, phase: PHASE, mix, routes };
   const client = fork(path.join(__dirname, 'detect-client.js'), [JSON.stringify(cfg)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
@@ -91,9 +109,13 @@ async function run(name: string, framework: string, scenarios: Scenario[], extra
     const tv = te > th ? te : th;
     const errorPct = est !== null && tv > 0 ? ((est - tv) / tv) * 100 : null;
     const right = isRight(o.kind, o.verdict, o.reason);
+    // After a prelude, count from its end: how long the detector took once the leak began.
+    if (before !== undefined) {
+      o = { ...o, rightAtTotal: o.rightAtTotal === null ? null : Math.max(0, o.rightAtTotal - before.requests), firstGrowingAtTotal: o.firstGrowingAtTotal === null ? null : o.firstGrowingAtTotal - before.requests };
+    }
     return { ...o, truthBytesPerRequest: th, truthExternalBytesPerRequest: te, errorPct, right };
   });
-  return { run: name, framework, requests: fin.done, concurrency: 8, rate: RATE, seconds: fin.ms / 1000, errors: fin.errors, outcomes, detector: rep.detector, process: rep.process, gate: rep.gate };
+  return { prelude: before, run: name, framework, requests: fin.done, concurrency: 8, rate: RATE, seconds: fin.ms / 1000, errors: fin.errors, outcomes, detector: rep.detector, process: rep.process, gate: rep.gate };
 }
 
 const kb = (b: number | null): string => (b === null ? '–' : Math.abs(b) >= 1000 ? (b / 1000).toFixed(2) + ' KB' : b.toFixed(0) + ' B');
@@ -124,14 +146,15 @@ async function main(): Promise<void> {
   const results: RunResult[] = [];
   for (const fw of FRAMEWORKS) {
     results.push(await run('zoo', fw, all, [], REQUESTS));
-    results.push(await run('needle', fw, needle, EXTRA_ROUTES, NEEDLE_REQUESTS, NEEDLE_MIX));
+    results.push(await run('needle', fw, needle, EXTRA_ROUTES, NEEDLE_REQUESTS, NEEDLE_MIX, { total: CALM_FIRST, scenarios: needle.filter((s) => s.kind === 'control') }));
   }
   console.log(`\nleakwatch detection benchmark — ${new Date().toISOString().slice(0, 10)}, Node ${process.version}, ${os.cpus().length} CPUs`);
-  console.log(`concurrency 8, ${RATE > 0 ? RATE + ' req/s' : 'flat out'}, seed ${SEED}, mix re-drawn every ${PHASE} requests (needle run: ${NEEDLE_MIX} swings), isolation ${ISOLATE_MS > 0 ? ISOLATE_MS + ' ms/checkpoint' : 'off'}, sampling heap profiler ${SAMPLING === '0' ? 'off' : `every ${SAMPLING || 2048} B`}, cpuBudget ${CPU_BUDGET || 'default'}\n`);
+  console.log(`concurrency 8, ${RATE > 0 ? RATE + ' req/s' : 'flat out'}, seed ${SEED}, mix re-drawn every ${PHASE} requests (needle run: ${NEEDLE_MIX} swings), isolation ${ISOLATE_MS > 0 ? ISOLATE_MS + ' ms/checkpoint' : 'off'}, sampling heap profiler ${SAMPLING === '0' ? 'off' : `every ${SAMPLING || 2048} B`}, cpuBudget ${CPU_BUDGET || 'default'}, calmBudget ${CALM_BUDGET || 'default'}${CALM_FIRST > 0 ? `, needle run after a prelude of ${CALM_FIRST} requests on its controls` : ''}\n`);
   let ok = true;
   for (const r of results) {
     const title = r.run === 'zoo' ? `all ${r.outcomes.length} zoo scenarios` : `a 1 KB/request leak among ${r.outcomes.length} routes`;
     console.log(`### ${r.framework}: ${title}, ${r.requests} requests in ${r.seconds.toFixed(1)} s (${r.errors} errors)`);
+    if (r.prelude !== undefined) console.log(`prelude: ${r.prelude.requests} requests on the controls alone, ${r.prelude.checkpoints} checkpoints; calm at its end: ${r.prelude.calm.active ? 'yes' : 'NO'} (${r.prelude.calm.episodes} calm episodes). "right after" counts from the prelude's end.`);
     console.log(`checkpoints ${r.detector.taken} (skipped ${r.detector.skipped}), ${r.detector.costMs.toFixed(0)} ms in checkpoints (drain ${r.detector.drainMs.toFixed(0)} ms, forced GC ${r.detector.gcMs.toFixed(0)} ms, analysis ${r.detector.analyzeMs.toFixed(0)} ms, heap profiles ${(r.detector.profileMs ?? 0).toFixed(0)} ms; ${r.detector.isolated ?? 0} isolated samples) = ${(r.detector.costMs / 10 / r.seconds).toFixed(1)}% of wall time, residual scale ${kb(r.detector.heapScale)}, longest gate hold ${r.gate.longestHoldMs.toFixed(0)} ms`);
     console.log(table(r));
     const wrong = r.outcomes.filter((o) => !o.right).map((o) => o.name);

@@ -45,12 +45,20 @@ const LEAKWATCH_VARIANTS: Record<string, Record<string, unknown>> = {
   'leakwatch-dev-4096': { samplingInterval: 4096 },
   'leakwatch-dev-8192': { samplingInterval: 8192 },
   'leakwatch-dev-noguard': { loadRate: 0 },
+  // Dev mode without its calm: the full pace even while every route reads stable (as before it).
+  'leakwatch-dev-calmoff': { calmBudget: Infinity },
   'leakwatch-dev-budget01': { cpuBudget: 0.1 },
   'leakwatch-dev-budget01-8192': { cpuBudget: 0.1, samplingInterval: 8192 },
   'leakwatch-dev-nohold': {},
   'leakwatch-dev-underload': { loadRate: 5 },
   'leakwatch-dev-underload-nohold': { loadRate: 5 },
   'leakwatch-dev-underload-nosampling': { loadRate: 5, samplingInterval: 0 },
+  // Diagnosis: the profiler's per-request cost alone. No load guard, and a CPU budget so small that
+  // no checkpoint follows the first, so nothing time-based lands in the measured runs.
+  'leakwatch-dev-nocp-0': { loadRate: 0, cpuBudget: 1e-9, samplingInterval: 0 },
+  'leakwatch-dev-nocp-2048': { loadRate: 0, cpuBudget: 1e-9, samplingInterval: 2048 },
+  'leakwatch-dev-nocp-8192': { loadRate: 0, cpuBudget: 1e-9, samplingInterval: 8192 },
+  'leakwatch-dev-nocp-32768': { loadRate: 0, cpuBudget: 1e-9, samplingInterval: 32768 },
   'leakwatch-prod': { enabled: true },
   // Production with the per-request heap and resource readings taken from 1 request in 64, not 8.
   'leakwatch-prod-s64': { enabled: true, sampleEvery: 64 },
@@ -309,7 +317,8 @@ async function main(): Promise<void> {
       process.stdout.write(`CPU ${u.user} ${u.system}\n`);
     } else if (line.trim() === 'stats') {
       const d = mounted?.features.detector as unknown as Record<string, number> | undefined;
-      const pick = d === undefined ? {} : { taken: d.taken, costMs: d.costMs, gcMs: d.gcMs, profileMs: d.profileMs, analyzeMs: d.analyzeMs };
+      const calm = (mounted as { processFindings?: { calm?: { active: boolean; episodes: number } } } | undefined)?.processFindings?.calm;
+      const pick = d === undefined ? {} : { taken: d.taken, costMs: d.costMs, gcMs: d.gcMs, profileMs: d.profileMs, analyzeMs: d.analyzeMs, calm: calm?.active ? 1 : 0, calms: calm?.episodes ?? 0, aftermath: d.aftermath };
       process.stdout.write(`STATS ${JSON.stringify(pick)}\n`);
     } else if (line.trim() === 'nexttick') {
       // Diagnosis: the cost of one process.nextTick() in this process's current JIT state (its

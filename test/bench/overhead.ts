@@ -13,6 +13,9 @@
  * variant with another checkout's build, to compare two commits in one run.
  * Callgrind: `--cg-n N` (N=1000 resolves ~±0.3% on Fastify `/hello`, N=200 about ±2%), `--cg-reps`,
  * `--cg-warm`, `--cg-jobs`, `--cg-workloads hello` (skip `/alloc` for a quicker A/B).
+ * `--settle S`: before each fixed-rate segment, S unmeasured seconds at the same rate, so that dev
+ * mode reaches the state a server settles into at that pace (its calm, see `calmBudget`) rather
+ * than the first seconds after the saturating run. The table then shows the steady state.
  * Diagnosis: LEAKWATCH_NODE_FLAGS adds node flags to every server (`--perf-basic-prof` names JIT
  * code in kept callgrind dumps, LEAKWATCH_KEEP_CALLGRIND=1); overhead-app.ts lists its own.
  * Prints Markdown tables and writes the raw figures to bench-results/overhead-<time>.json.
@@ -42,8 +45,13 @@ const CONFIGS: Config[] = [
   { framework: 'express', variant: 'leakwatch-dev-4096' },
   { framework: 'express', variant: 'leakwatch-dev-8192' },
   { framework: 'express', variant: 'leakwatch-dev-noguard' },
+  { framework: 'express', variant: 'leakwatch-dev-calmoff' },
   { framework: 'express', variant: 'leakwatch-dev-budget01' },
   { framework: 'express', variant: 'leakwatch-dev-budget01-8192' },
+  { framework: 'express', variant: 'leakwatch-dev-nocp-0' },
+  { framework: 'express', variant: 'leakwatch-dev-nocp-2048' },
+  { framework: 'express', variant: 'leakwatch-dev-nocp-8192' },
+  { framework: 'express', variant: 'leakwatch-dev-nocp-32768' },
   { framework: 'express', variant: 'leakwatch-dev-underload' },
   { framework: 'express', variant: 'leakwatch-dev-underload-nohold' },
   { framework: 'express', variant: 'leakwatch-dev-underload-nosampling' },
@@ -66,8 +74,13 @@ const CONFIGS: Config[] = [
   { framework: 'fastify', variant: 'leakwatch-dev-4096' },
   { framework: 'fastify', variant: 'leakwatch-dev-8192' },
   { framework: 'fastify', variant: 'leakwatch-dev-noguard' },
+  { framework: 'fastify', variant: 'leakwatch-dev-calmoff' },
   { framework: 'fastify', variant: 'leakwatch-dev-budget01' },
   { framework: 'fastify', variant: 'leakwatch-dev-budget01-8192' },
+  { framework: 'fastify', variant: 'leakwatch-dev-nocp-0' },
+  { framework: 'fastify', variant: 'leakwatch-dev-nocp-2048' },
+  { framework: 'fastify', variant: 'leakwatch-dev-nocp-8192' },
+  { framework: 'fastify', variant: 'leakwatch-dev-nocp-32768' },
   { framework: 'fastify', variant: 'leakwatch-dev-underload' },
   { framework: 'fastify', variant: 'leakwatch-dev-underload-nohold' },
   { framework: 'fastify', variant: 'leakwatch-dev-underload-nosampling' },
@@ -84,6 +97,8 @@ type Workload = keyof typeof WORKLOADS;
 
 interface Args {
   quick: boolean; rounds: number; seconds: number; rate: number; callgrind: boolean; only?: string;
+  /** Unmeasured seconds at the fixed rate before each fixed-rate segment (`--settle S`). */
+  settle: number;
   cgN: number; cgRate: Record<string, number>; cgReps: number; cgWarm: number; cgJobs: number;
   variants?: string[];
   /** Callgrind only these workloads (`--cg-workloads hello`), for quicker A/B runs. */
@@ -99,6 +114,7 @@ function args(): Args {
     rounds: Number(val('--rounds') ?? (quick ? 1 : 3)),
     seconds: Number(val('--seconds') ?? (quick ? 1.5 : 2)),
     rate: Number(val('--rate') ?? 2000),
+    settle: Number(val('--settle') ?? 0),
     callgrind: !a.includes('--no-callgrind'),
     only: val('--only'),
     variants: val('--variants')?.split(','),
@@ -150,6 +166,7 @@ async function wallRun(c: Config, o: Args): Promise<Record<Workload, WallFigures
     const client = await RateClient.open(s.port, 10);
     for (const w of Object.keys(WORKLOADS) as Workload[]) {
       const total = Math.round(o.rate * o.seconds);
+      if (o.settle > 0) await client.get(WORKLOADS[w], { rate: o.rate, total: Math.round(o.rate * o.settle) });
       const cpu0 = await s.cpu();
       const r = await client.get(WORKLOADS[w], { rate: o.rate, total });
       const cpu1 = await s.cpu();
@@ -223,8 +240,8 @@ async function callgrindRun(c: Config, o: Args, dir: string): Promise<Partial<Re
         http.get({ host: '127.0.0.1', port: s.port, path: '/__leaks/api/process' }, (res) => { let b = ''; res.on('data', (d) => { b += d; }); res.on('end', () => resolve(b)); }).on('error', () => resolve('{}'));
       });
       try {
-        const j = JSON.parse(p) as { findings?: { checkpoints?: number; load?: { active?: boolean; episodes?: number } } };
-        process.stdout.write(`  callgrind ${key(c)}: ${j.findings?.checkpoints} checkpoints, load guard ${j.findings?.load?.active ? 'on' : 'off'}, ${j.findings?.load?.episodes} episodes\n`);
+        const j = JSON.parse(p) as { findings?: { checkpoints?: number; load?: { active?: boolean; episodes?: number }; calm?: { active?: boolean; episodes?: number } } };
+        process.stdout.write(`  callgrind ${key(c)}: ${j.findings?.checkpoints} checkpoints, load guard ${j.findings?.load?.active ? 'on' : 'off'}, ${j.findings?.load?.episodes} episodes, calm ${j.findings?.calm?.active ? 'on' : 'off'} (${j.findings?.calm?.episodes ?? 0} episodes)\n`);
       } catch { /* not JSON: leave it out */ }
     }
     return out;
@@ -248,7 +265,7 @@ async function main(): Promise<void> {
   let commit = '';
   try { commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: repoRoot }).toString().trim(); } catch { /* not a checkout */ }
   console.log(`bench:overhead  ${new Date().toISOString()}  node ${process.version}  ${os.cpus().length} CPUs  commit ${commit}`);
-  console.log(`rounds ${o.rounds}, ${o.seconds}s per segment, fixed rate ${o.rate} req/s, callgrind ${o.callgrind ? `N=${o.cgN} at ${JSON.stringify(o.cgRate)} req/s, ${o.cgReps} pairs, warm-up ${o.cgWarm}` : 'off'}`);
+  console.log(`rounds ${o.rounds}, ${o.seconds}s per segment, fixed rate ${o.rate} req/s${o.settle > 0 ? ` after ${o.settle}s unmeasured at that rate` : ''}, callgrind ${o.callgrind ? `N=${o.cgN} at ${JSON.stringify(o.cgRate)} req/s, ${o.cgReps} pairs, warm-up ${o.cgWarm}` : 'off'}`);
 
   // Wall clock: each variant runs next to its own bare run, order flipped every other pair.
   const pairs: Array<{ round: number; config: string; bare: Record<Workload, WallFigures>; variant: Record<Workload, WallFigures> }> = [];
