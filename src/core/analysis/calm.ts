@@ -19,9 +19,10 @@ export interface CalmRoute {
    */
   judged: boolean;
   /**
-   * Whether the route was first seen only a few checkpoints ago (CalmRules.youngCheckpoints). A
-   * young route not judged yet keeps the detector at full pace until it is: new code is where a
-   * leak is likeliest, and the calm's checkpoints may be half a minute apart.
+   * Whether the route was first seen only a few checkpoints ago (CalmRules.youngCheckpoints) and
+   * has requests in the window. A young route not judged yet keeps the detector at full pace until
+   * it is: new code is where a leak is likeliest, and the calm's checkpoints may be half a minute
+   * apart.
    */
   young: boolean;
 }
