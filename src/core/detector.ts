@@ -317,12 +317,12 @@ export class Detector {
 
   private tick(): void {
     if (this.busy || this.closed) return;
-    const t = performance.now();
-    if (this.markDue && t - this.endAt >= AFTERMATH_MS) {
+    const now = performance.now();
+    if (this.markDue && now - this.endAt >= AFTERMATH_MS) {
       this.markDue = false;
       this.mark = { cpu: cpuNowMs(), total: this.monitor.recorder.totalRequests };
     }
-    this.watchLoad(t);
+    this.watchLoad(now);
     if (this.monitor.processFindings.load.active) return;
     const rec = this.monitor.recorder;
     // A route first seen in the calm has never been judged: watch it at full pace now rather
@@ -333,7 +333,6 @@ export class Detector {
       this.leaveCalm(`a new route appeared (${key})`);
     }
     const since = rec.totalRequests - this.lastTotal;
-    const now = performance.now();
     const elapsed = now - this.lastAt;
     if (since === 0) { if (elapsed > IDLE_MS) this.pace(LOAD_TICK_MS); return; }
     // A load test may have begun before the guard's one-second window can judge it: when the
