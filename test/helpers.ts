@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
+import express from 'express';
+import { leakwatch } from '../src/express/index';
 
 /** The repository root (tests run from dist/test/...). */
 export const repoRoot = path.resolve(__dirname, '..', '..');
@@ -64,4 +66,35 @@ export async function until(what: string, cond: () => boolean, ms = 3000): Promi
     if (Date.now() - t0 > ms) assert.fail(`timed out waiting for ${what}`);
     await sleep(10);
   }
+}
+
+/**
+ * Flat out on `conns` keep-alive connections to `path` until `stop` returns true or `ms` pass;
+ * the number of responses received.
+ */
+export async function flood(port: number, ms: number, conns: number, stop: () => boolean, path = '/hit'): Promise<number> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: conns });
+  const end = Date.now() + ms;
+  let done = 0;
+  const one = (): Promise<void> => new Promise((resolve, reject) => {
+    http.get({ port, host: '127.0.0.1', path, agent }, (res) => { res.resume(); res.on('end', () => { done++; resolve(); }); }).on('error', reject);
+  });
+  try {
+    await Promise.all(Array.from({ length: conns }, async () => { while (Date.now() < end && !stop()) await one(); }));
+  } finally {
+    agent.destroy();
+  }
+  return done;
+}
+
+/** An Express app with leakwatch in dev mode (plus `options`) and one route, `GET /hit`; closed after the test. */
+export async function serveExpressDev(t: { after(fn: () => Promise<void>): void }, options: Record<string, unknown>): Promise<{ port: number; mw: ReturnType<typeof leakwatch>; app: express.Express }> {
+  const app = express();
+  const mw = leakwatch({ notice: false, mode: 'dev', autoProbe: false, ...options });
+  app.use(mw);
+  app.get('/hit', (_req, res) => { res.json({ ok: true }); });
+  const server = http.createServer(app);
+  const port = await listen(server);
+  t.after(async () => { mw.close(); await close(server); });
+  return { port, mw, app };
 }

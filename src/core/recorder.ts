@@ -199,10 +199,11 @@ export class Recorder {
 
   /**
    * Whether an adapter that knows the route when a request starts may count most requests
-   * (countsNext): in production mode, and not while `onFinish` waits to name the routes in flight.
+   * (countsNext): in production mode, and in dev mode while it records lightly (`light(true)`:
+   * under load or in the calm); not while `onFinish` waits to name the routes in flight.
    */
   get counts(): boolean {
-    return this.base.lean && this.onFinish === undefined;
+    return this.lean && this.onFinish === undefined;
   }
 
   /** The constructor's settings, which `light(false)` puts back. */

@@ -5,7 +5,7 @@ import express from 'express';
 import { leakwatch } from '../../src/express/index';
 import type { Detector } from '../../src/core/detector';
 import { checkpointGaps, chargedCpuMs, measureAftermath, BUDGET_RULES, type BudgetInput } from '../../src/core/analysis/budget';
-import { close, listen } from '../helpers';
+import { close, listen, serveExpressDev } from '../helpers';
 
 // Dev mode spaces its checkpoints so that their CPU stays within `cpuBudget` times the app's own
 // (src/core/analysis/budget.ts). The rule is tested on plain numbers; the end-to-end test compares
@@ -104,13 +104,7 @@ test('cpuBudget spaces checkpoints end to end: a tiny budget takes one, none or 
 });
 
 test('regression: the detector wakes up 4 times a second, not 40, while no request comes', async (t) => {
-  const app = express();
-  const mw = leakwatch({ notice: false, mode: 'dev', autoProbe: false, samplingInterval: 0, loadRate: 0 });
-  app.use(mw);
-  app.get('/hit', (_req, res) => { res.json({ ok: true }); });
-  const server = http.createServer(app);
-  const port = await listen(server);
-  t.after(async () => { mw.close(); await close(server); });
+  const { port, mw } = await serveExpressDev(t, { samplingInterval: 0, loadRate: 0 });
   const d = mw.monitor.features.detector as Detector;
   const tickMs = (): number => (d as unknown as { timer: { _idleTimeout: number } }).timer._idleTimeout;
   await steady(port, 300, 20);

@@ -6,7 +6,7 @@ import { leakwatch } from '../../src/express/index';
 import type { Detector } from '../../src/core/detector';
 import { heapSampler } from '../../src/core/heapsampler';
 import { CALM_RULES, calmSlack, quietAnalysis, stepCalm, type CalmState } from '../../src/core/analysis/calm';
-import { close, get, listen } from '../helpers';
+import { close, get, listen, serveExpressDev } from '../helpers';
 
 // Dev mode's calm (src/core/analysis/calm.ts): once every judged route reads stable, the detector
 // steps back (checkpoints within `calmBudget` of the app's CPU, profiler paused, sampled heap
@@ -132,13 +132,7 @@ test('end to end: a stable app calms down (profiler paused, sampled heap reading
 });
 
 test('calmBudget: Infinity never calms down', async (t) => {
-  const app = express();
-  const mw = leakwatch({ notice: false, mode: 'dev', autoProbe: false, loadRate: 0, checkpointIntervalMs: 100, calmBudget: Infinity, samplingInterval: 0 });
-  app.use(mw);
-  app.get('/hit', (_req, res) => { res.json({ ok: true }); });
-  const server = http.createServer(app);
-  const port = await listen(server);
-  t.after(async () => { mw.close(); await close(server); });
+  const { port, mw } = await serveExpressDev(t, { loadRate: 0, checkpointIntervalMs: 100, calmBudget: Infinity, samplingInterval: 0 });
   const det = mw.monitor.features.detector as Detector;
   await drive(port, '/hit', 30_000, () => det.taken >= 2 * CALM_RULES.minCheckpoints);
   assert.ok(det.taken >= 2 * CALM_RULES.minCheckpoints, `${det.taken} checkpoints`);

@@ -1,48 +1,18 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
-import express from 'express';
-import { leakwatch } from '../../src/express/index';
 import type { Detector } from '../../src/core/detector';
 import { heapSampler } from '../../src/core/heapsampler';
-import { close, get, listen } from '../helpers';
+import { flood, get, serveExpressDev as serve, sleep } from '../helpers';
 
 // Dev mode steps back under load (the `loadRate` option, src/core/detector.ts watchLoad): above
 // the rate it takes no checkpoint and stops the sampling heap profiler; below 80% of it both come
 // back, with the profiler on a new run. The rates here are far apart (a few requests per second
 // against hundreds or thousands, with the guard at 100/s), so the test cannot flake on timing.
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Flat out on `conns` keep-alive connections until `until` returns true or `ms` pass. */
-async function flood(port: number, ms: number, conns: number, until: () => boolean): Promise<number> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: conns });
-  const end = Date.now() + ms;
-  let done = 0;
-  const one = (): Promise<void> => new Promise((resolve, reject) => {
-    http.get({ port, host: '127.0.0.1', path: '/hit', agent }, (res) => { res.resume(); res.on('end', () => { done++; resolve(); }); }).on('error', reject);
-  });
-  await Promise.all(Array.from({ length: conns }, async () => { while (Date.now() < end && !until()) await one(); }));
-  agent.destroy();
-  return done;
-}
-
 /** A few requests per second, for `ms`. */
 async function trickle(port: number, ms: number): Promise<void> {
   const end = Date.now() + ms;
   while (Date.now() < end) { await get(port, '/hit'); await sleep(100); }
-}
-
-/** An Express app with leakwatch in dev mode and one route, `GET /hit`; closed after the test. */
-async function serve(t: { after(fn: () => Promise<void>): void }, options: Record<string, unknown>): Promise<{ port: number; mw: ReturnType<typeof leakwatch> }> {
-  const app = express();
-  const mw = leakwatch({ notice: false, mode: 'dev', autoProbe: false, ...options });
-  app.use(mw);
-  app.get('/hit', (_req, res) => { res.json({ ok: true }); });
-  const server = http.createServer(app);
-  const port = await listen(server);
-  t.after(async () => { mw.close(); await close(server); });
-  return { port, mw };
 }
 
 test('dev mode steps back under load: no checkpoint and no heap profiler above loadRate, both back below it', async (t) => {

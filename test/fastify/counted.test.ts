@@ -5,7 +5,7 @@ import net from 'node:net';
 import http2 from 'node:http2';
 import Fastify from 'fastify';
 import { fastifyLeakwatch } from '../../src/fastify';
-import { get, sleep, until } from '../helpers';
+import { flood, get, sleep, until } from '../helpers';
 import { startApp, rawExchange, splitResponses, hasResponses } from '../safety/apps';
 import { summarize } from '../../src/core/summary';
 import type { LeakMonitor } from '../../src/core/monitor';
@@ -244,6 +244,42 @@ test('Fastify dev mode times every request', async () => {
     await until('every request to be recorded', () => m.recorder.inFlight === 0 && m.recorder.totalRequests === 12);
     assert.equal(route(m, '/hello/:name').timed, 12);
     assert.equal(route(m, '/hello/:name').heapSamples, 12);
+  } finally {
+    await app.close();
+  }
+});
+
+// The calm and the load guard put dev mode's recorder in light mode (Recorder.light): it then
+// counts on Fastify as production mode does, and every request is timed again when they end.
+test('Fastify dev mode counts as production does while its recorder is light (under load), and times every request again after', async () => {
+  const app = await startApp('Fastify 5', { notice: false, autoProbe: false, loadRate: 50 });
+  const m = app.monitor!;
+  const load = m.processFindings.load;
+  const hello = route(m, '/hello/:name');
+  try {
+    for (let i = 0; i < 5; i++) await get(app.port, `/hello/w${i}`);
+    await until('the first requests to be recorded', () => m.recorder.inFlight === 0 && m.recorder.totalRequests === 5);
+    assert.equal(route(m, '/hello/:name').timed, 5, 'below loadRate every request is timed');
+
+    await flood(app.port, 20_000, 4, () => load.active, '/hello/x');
+    assert.equal(load.active, true, 'hundreds of requests a second must trip a guard at 50/s');
+    m.recorder.settle();
+    const h = route(m, '/hello/:name');
+    const before = { requests: h.requests, timed: h.timed };
+    const sent = await flood(app.port, 1500, 4, () => !load.active, '/hello/x');
+    assert.equal(load.active, true, 'still under load');
+    await until('the counted requests to settle', () => m.recorder.inFlight === 0);
+    const counted = h.requests - before.requests;
+    const timed = h.timed - before.timed;
+    assert.equal(counted, sent, 'every request counted, exactly');
+    assert.ok(sent >= 50, `enough traffic to tell (${sent})`);
+    assert.ok(timed <= sent / 4, `one in sampleEvery (8) timed under load: ${timed} of ${sent}`);
+
+    await until('the load guard to end', () => !load.active, 10_000);
+    const after = { timed: h.timed, heapSamples: h.heapSamples };
+    for (let i = 0; i < 12; i++) await get(app.port, `/hello/a${i}`);
+    await until('the requests to be recorded', () => m.recorder.inFlight === 0 && h.timed - after.timed === 12, 5000);
+    assert.equal(h.heapSamples - after.heapSamples, 12, 'a heap delta on every request again');
   } finally {
     await app.close();
   }
