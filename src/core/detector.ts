@@ -478,7 +478,9 @@ export class Detector {
       if (!m.gate.admitOne(token)) { this.isolateEmpty++; break; }
       let done = false;
       for (let spins = 0; ; spins++) {
-        if (rec.totalRequests > total0 && rec.inFlight === 0) { done = true; break; }
+        // inFlight first: reading it settles a counted request (Fastify, in the calm), which
+        // only then shows in totalRequests.
+        if (rec.inFlight === 0 && rec.totalRequests > total0) { done = true; break; }
         if (performance.now() - s0 > ISOLATE_WAIT_MS || this.closed) break;
         await new Promise<void>((r) => (spins < 50 ? setImmediate(r) : setTimeout(r, 1)));
       }

@@ -37,8 +37,8 @@ export interface LeakwatchOptions {
   historySize?: number;
   /**
    * Object counts (active resources, globals) are sampled on one request in this many; in
-   * production mode also heap deltas, replay samples and (on Fastify) durations. Default 8 in dev
-   * mode, 16 in production mode.
+   * production mode, and in dev mode under load or in the calm, also heap deltas, replay samples
+   * and (on Fastify) durations. Default 8 in dev mode, 16 in production mode.
    */
   sampleEvery?: number;
   /** Request bodies larger than this are not kept for replay. Default 65536 bytes. */

@@ -9,6 +9,7 @@ import { flood, get, sleep, until } from '../helpers';
 import { startApp, rawExchange, splitResponses, hasResponses } from '../safety/apps';
 import { summarize } from '../../src/core/summary';
 import type { LeakMonitor } from '../../src/core/monitor';
+import type { Detector } from '../../src/core/detector';
 
 function route(m: LeakMonitor, path: string) {
   return m.route('GET', path)!;
@@ -283,6 +284,35 @@ test('Fastify dev mode counts as production does while its recorder is light (un
   } finally {
     await app.close();
   }
+});
+
+test('regression: sampled isolation lets in counted requests (Fastify dev mode, recorder light as in the calm) without waiting them out', async (t) => {
+  const app = Fastify();
+  await app.register(fastifyLeakwatch, { notice: false, autoProbe: false, checkpointIntervalMs: 100, loadRate: 0, calmBudget: Infinity, samplingInterval: 0 });
+  app.get('/noop/:id', async (req: any) => ({ id: req.params.id }));
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const port = (app.server.address() as net.AddressInfo).port;
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+  t.after(async () => { agent.destroy(); await app.close(); });
+  const m = app.leakwatch;
+  const detector = m.features.detector as Detector;
+  detector.isolateBudgetMs = 40;
+  // The calm's state, held: nothing here lets the detector change it (no load guard, no calm).
+  m.recorder.light(true);
+  let sent = 0;
+  while (sent < 6000 && detector.isolatedSamples < 20) {
+    await Promise.all(Array.from({ length: 4 }, async () => {
+      for (let i = 0; i < 50; i++) assert.equal(await keptAlive(agent, port, `/noop/${i % 5}`), 200);
+    }));
+    sent += 200;
+  }
+  const r = route(m, '/noop/:id');
+  m.recorder.settle();
+  t.diagnostic(`${detector.isolatedSamples} samples, ${detector.isolateTimeouts} timeouts, ${r.timed} of ${r.requests} timed, ${sent} sent`);
+  assert.ok(r.timed * 4 < r.requests, `most requests counted (${r.timed} of ${r.requests} timed)`);
+  assert.ok(detector.isolatedSamples >= 20, `isolated samples: ${detector.isolatedSamples} after ${sent} requests`);
+  // Before the fix every counted request let in was waited on until ISOLATE_WAIT_MS: seven in eight.
+  assert.ok(detector.isolateTimeouts * 4 < detector.isolatedSamples, `${detector.isolateTimeouts} timeouts against ${detector.isolatedSamples} samples`);
 });
 
 test('Fastify production: a process warning names the route of a counted request in flight', async () => {
