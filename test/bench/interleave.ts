@@ -16,8 +16,8 @@
  * ```
  */
 import { startServer, type ServerProc } from './server-proc';
-import { RateClient } from './rate-client';
-import { machine, median, table, writeResult } from './util';
+import { RateClient, quantile } from './rate-client';
+import { machine, median, pct, table, writeResult } from './util';
 
 interface Options {
   pairs: number;
@@ -104,8 +104,8 @@ async function pair(framework: string, o: Options): Promise<PairResult> {
   }
 }
 
-const q = (xs: number[], p: number): number => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor(p * s.length))]; };
-const pc = (r: number): string => `${r >= 1 ? '+' : ''}${((r - 1) * 100).toFixed(1)}%`;
+const q = (xs: number[], p: number): number => quantile(Float64Array.from(xs).sort(), p);
+const pc = (r: number): string => pct(r, 1);
 
 async function main(): Promise<void> {
   const o = parse(process.argv.slice(2));
