@@ -68,7 +68,8 @@ export class LeakMonitor {
   };
   /**
    * Dev mode: the Fastify adapter hands over each finished request's reply (`holdLast`), kept
-   * until the next one finishes (the Express adapter does not: see there). A checkpoint lets every
+   * until the next one finishes, and while its recorder is light the last counted one as well (see
+   * `lastCounted`; the Express adapter holds neither: see there). A checkpoint lets every
    * request finish before its forced full GC, so without this no request, response or framework
    * wrapper is alive at that GC; V8 then drops the hidden classes only they used, and deoptimizes
    * every function compiled against them ("weak objects"). Measured on Fastify at 2,000 req/s:
@@ -78,6 +79,16 @@ export class LeakMonitor {
    */
   readonly holdsLast: boolean;
   private last: unknown = undefined;
+  /**
+   * Dev mode, while the recorder is light (under load, in the calm): the last request the Fastify
+   * adapter only counted, held beside the last timed one. A timed request's raw response carries
+   * our state symbol and a 'close' listener, a counted one neither, so the two have different
+   * hidden classes and the app's hot functions are compiled against both. With only the timed one
+   * held, each of the calm's checkpoints deoptimized about 20 of them ("weak objects": writeHead,
+   * _storeHeader, _finish, emitCloseNT, ...) and V8 spent the next 20-30 s recompiling them; with
+   * both held, 2-6, the ones bare Fastify also loses to a forced GC (Node's write requests).
+   */
+  private lastCounted: unknown = undefined;
   /**
    * Dev mode: one `process.nextTick()` queue entry, held for the monitor's life. Node builds each
    * entry from an object literal whose keys are computed (`{ [async_id_symbol]: … }`), and the hidden
@@ -186,10 +197,11 @@ export class LeakMonitor {
 
   /**
    * Dev mode: keep this request's objects (whatever `held` reaches) alive until the next request
-   * finishes (see `holdsLast`); `undefined` lets go.
+   * of its kind finishes (see `holdsLast`); `counted` for one the recorder only counts (see
+   * `lastCounted`). `undefined` lets go of both.
    */
-  holdLast(held: unknown): void {
-    this.last = held;
+  holdLast(held: unknown, counted = false): void {
+    if (held === undefined) { this.last = undefined; this.lastCounted = undefined; } else if (counted) this.lastCounted = held; else this.last = held;
   }
 
   /** Logs leakwatch's own faults once: the host app must never see them. */
@@ -256,6 +268,7 @@ export class LeakMonitor {
     if (this.closed) return;
     this.closed = true;
     this.last = undefined;
+    this.lastCounted = undefined;
     this.tickEntry = undefined;
     this.gate.dispose();
     for (const f of Object.values(this.features)) {

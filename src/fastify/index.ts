@@ -129,7 +129,11 @@ const plugin: FastifyPluginAsync<LeakwatchOptions> = async (fastify: FastifyInst
 
   function track(request: FastifyRequest, reply: FastifyReply): void {
     const how = countOrTime(request, reply);
-    if (how === COUNTED) return;
+    if (how === COUNTED) {
+      // Held from its start: it lives on until the next counted request anyway (see holdLast).
+      if (monitor.holdsLast) monitor.holdLast(reply, true);
+      return;
+    }
     const state = monitor.start(how === TIMED ? true : undefined);
     if (state === undefined) return;
     try {

@@ -102,3 +102,35 @@ test('regression (process.nextTick on the runtime path): dev mode holds one next
     prod.close();
   }
 });
+
+test('regression (deoptimizations in the calm): with its recorder light, Fastify dev mode holds the last counted request beside the last timed one', async (t) => {
+  const refs: Array<WeakRef<object>> = [];
+  const app = Fastify();
+  await app.register(fastifyLeakwatch, { notice: false, mode: 'dev', autoProbe: false, samplingInterval: 0, sampleEvery: 4, checkpointIntervalMs: 3_600_000 });
+  app.get('/x/:n', async (request, reply) => { refs.push(new WeakRef(reply)); return { ok: true }; });
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  t.after(async () => { await app.close(); });
+  const port = (app.server.address() as AddressInfo).port;
+  const monitor = (app as unknown as { leakwatch: LeakMonitor }).leakwatch;
+  // What the calm and the load guard do: one request in sampleEvery per route is timed, the
+  // others only counted (their raw responses carry none of our state: other hidden classes).
+  monitor.recorder.light(true);
+  const kinds: Array<'timed' | 'counted'> = [];
+  for (let i = 0; i < 10; i++) {
+    const timed0 = monitor.route('GET', '/x/:n')?.timed ?? 0;
+    await get(port, `/x/${i}`);
+    await settleAndCollect();
+    kinds.push((monitor.route('GET', '/x/:n')?.timed ?? 0) > timed0 ? 'timed' : 'counted');
+  }
+  assert.equal(kinds[9], 'counted', `the last request is a counted one (${kinds.join(', ')})`);
+  const lastTimed = kinds.lastIndexOf('timed');
+  assert.ok(lastTimed >= 0, `some request was timed (${kinds.join(', ')})`);
+  assert.equal(monitor.recorder.inFlight, 0);
+  forceFullGc();
+  const held = refs.flatMap((r, i) => (r.deref() !== undefined ? [i] : []));
+  assert.deepEqual(held, [lastTimed, 9], `held: the last timed request (${lastTimed}) and the last counted one (9), no other (${kinds.join(', ')})`);
+  monitor.holdLast(undefined);
+  // A WeakRef read keeps its target until the current job ends: collect in a later one.
+  await settleAndCollect();
+  assert.deepEqual(refs.flatMap((r, i) => (r.deref() !== undefined ? [i] : [])), [], 'holdLast(undefined) lets go of both');
+});
