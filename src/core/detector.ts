@@ -9,7 +9,7 @@ import { project, secondsToLimit } from './analysis/projection';
 import { DEFAULT_RULES, decideVerdict } from './analysis/verdict';
 import { summarizeIsolated } from './analysis/isolated';
 import { checkpointGaps, measureAftermath } from './analysis/budget';
-import { CALM_RULES, calmSlack, mib, quietAnalysis, stepCalm, type CalmRoute, type CalmState } from './analysis/calm';
+import { CALM_RULES, calmAftermath, calmSlack, mib, quietAnalysis, stepCalm, type CalmRoute, type CalmState } from './analysis/calm';
 import { dataDependence } from './analysis/sampled';
 import { heapSampler } from './heapsampler';
 import { Attribution } from './attribution';
@@ -350,7 +350,7 @@ export class Detector {
     const gaps = checkpointGaps({
       lastCostMs: this.lastCostMs, lastCpuMs: this.lastCpuMs, lastProfileMs: this.lastProfileMs,
       elapsedMs: elapsed, cpuSinceMs: budget === Infinity ? 0 : cpuNowMs() - this.cpuEndMs, cpuBudget: budget,
-      aftermath: this.aftermath,
+      aftermath: this.calm.active ? calmAftermath(this.aftermath) : this.aftermath,
     });
     // `checkpointIntervalMs` overrides the fixed budgets (as it always did), never `cpuBudget`.
     const wait = Math.max(gaps.app - elapsed, elapsed >= interval ? 0 : Math.min(gaps.fixed, interval) - elapsed);

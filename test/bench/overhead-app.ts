@@ -47,6 +47,8 @@ const LEAKWATCH_VARIANTS: Record<string, Record<string, unknown>> = {
   'leakwatch-dev-noguard': { loadRate: 0 },
   // Dev mode without its calm: the full pace even while every route reads stable (as before it).
   'leakwatch-dev-calmoff': { calmBudget: Infinity },
+  // Dev mode with a calm ten times stricter than the default (0.05): its checkpoints ten times rarer.
+  'leakwatch-dev-calm0005': { calmBudget: 0.005 },
   'leakwatch-dev-budget01': { cpuBudget: 0.1 },
   'leakwatch-dev-budget01-8192': { cpuBudget: 0.1, samplingInterval: 8192 },
   'leakwatch-dev-nohold': {},

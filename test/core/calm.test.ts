@@ -5,7 +5,8 @@ import express from 'express';
 import { leakwatch } from '../../src/express/index';
 import type { Detector } from '../../src/core/detector';
 import { heapSampler } from '../../src/core/heapsampler';
-import { CALM_RULES, calmSlack, quietAnalysis, stepCalm, type CalmState } from '../../src/core/analysis/calm';
+import { CALM_RULES, calmAftermath, calmSlack, quietAnalysis, stepCalm, type CalmState } from '../../src/core/analysis/calm';
+import { checkpointGaps } from '../../src/core/analysis/budget';
 import { close, get, listen, serveExpressDev } from '../helpers';
 
 // Dev mode's calm (src/core/analysis/calm.ts): once every judged route reads stable, the detector
@@ -66,6 +67,20 @@ test('a big heap gets a proportional slack: its readings wander more than 1 MiB'
   assert.equal(stepCalm(s, { loud: null, heap: 511e6, arrayBuffers: 0 })?.to, 'watch');
 });
 
+test('regression (the calm cost Express +15% CPU): a checkpoint in the calm is charged at least CALM_RULES.aftermath times its CPU', () => {
+  assert.equal(calmAftermath(undefined), CALM_RULES.aftermath);
+  assert.equal(calmAftermath(3.4), CALM_RULES.aftermath, 'what the 3 s reading saw on Express');
+  assert.equal(calmAftermath(CALM_RULES.aftermath + 5), CALM_RULES.aftermath + 5, 'more, when more was measured');
+  // Express at 200 req/s in the calm, 10 s after a 16 ms checkpoint: the app used 12% of a core,
+  // plus ~300 ms of recompilation. With the measured 3.4 the next checkpoint was due after ~7 s;
+  // charged 20 times, after ~53 s.
+  const base = { lastCostMs: 16, lastCpuMs: 16, lastProfileMs: 0, elapsedMs: 10_000, cpuSinceMs: 1_500, cpuBudget: 0.05 };
+  const measured = checkpointGaps({ ...base, aftermath: 3.4 }).app;
+  const floored = checkpointGaps({ ...base, aftermath: calmAftermath(3.4) }).app;
+  assert.ok(measured > 6_000 && measured < 9_000, `measured: ${measured} ms`);
+  assert.ok(floored > 50_000 && floored < 57_000, `floored: ${floored} ms`);
+});
+
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Waits until `done()` or `ms` pass, sending `path` every 10 ms. Returns whether `done()` held. */
@@ -81,8 +96,8 @@ async function drive(port: number, path: string, ms: number, done: () => boolean
 
 test('end to end: a stable app calms down (profiler paused, sampled heap readings); a new route and a leak each end the calm', async (t) => {
   const app = express();
-  // A high calmBudget keeps the calm's checkpoints about a second apart, so the leak is seen soon.
-  const mw = leakwatch({ notice: false, mode: 'dev', autoProbe: false, loadRate: 0, checkpointIntervalMs: 100, calmBudget: 0.5 });
+  // A high calmBudget keeps the calm's checkpoints a second or two apart, so the leak is seen soon.
+  const mw = leakwatch({ notice: false, mode: 'dev', autoProbe: false, loadRate: 0, checkpointIntervalMs: 100, calmBudget: 5 });
   app.use(mw);
   const kept: string[] = [];
   let leaking = false;

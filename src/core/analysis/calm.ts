@@ -38,14 +38,44 @@ export interface CalmRules {
   slackShare: number;
   /** A route first seen fewer checkpoints ago than this is young (see CalmRoute.young). */
   youngCheckpoints: number;
+  /**
+   * The least factor a checkpoint in the calm is charged on its own CPU (see calmAftermath and
+   * budget.ts). Its forced GC comes after a long quiet gap with no request alive, and costs the app
+   * far more afterwards than the detector's 3 s aftermath reading sees.
+   */
+  aftermath: number;
 }
 
 /**
- * 8 checkpoints before any verdict plus 3 in a row to confirm one: by then every busy route has
- * had its chance to read anything but `stable`. 1 MiB: the zoo's stable routes moved live heap
+ * 16 checkpoints: 8 before any verdict, 3 in a row to confirm one, and 5 more for weak object
+ * series (a global added on one request in five, mixed with other routes, first read as growing at
+ * the 12th to 15th checkpoint in the detector's tests). A calm begun too early misses a leak for a
+ * whole calm gap, up to a minute now that its checkpoints are charged their aftermath
+ * (`aftermath`). 1 MiB: the zoo's stable routes moved live heap
  * by up to ~250 KB between forced GCs; a 1 KB/request leak at 200 req/s passes 1 MiB in 5 s.
  */
-export const CALM_RULES: CalmRules = { minCheckpoints: 11, confirm: 3, slackBytes: 1024 * 1024, slackShare: 0.02, youngCheckpoints: 32 };
+export const CALM_RULES: CalmRules = { minCheckpoints: 16, confirm: 3, slackBytes: 1024 * 1024, slackShare: 0.02, youngCheckpoints: 32, aftermath: 20 };
+
+/**
+ * The aftermath factor a checkpoint in the calm is charged (budget.ts): what the detector
+ * measured, but never less than `rules.aftermath`.
+ *
+ * Why a floor: on Express at 200 req/s each of the calm's forced GCs deoptimized ~20 of the app's
+ * hot functions ("weak objects": the hidden classes of Express's requests and responses, whose
+ * prototypes Express swaps, die with the last request), and V8 recompiled them over the next
+ * 20-30 s, long past the 3 s the detector's own reading looks at (it read 3.4-4.5). Interleaved
+ * with a bare server (bench:interleave), the calm cost +15% CPU with its ~16 ms checkpoints ~18 s
+ * apart, and +1-2% with none: ~300 ms of the app's CPU per checkpoint, a factor of ~20.
+ *
+ * @example
+ * ```ts
+ * calmAftermath(3.4); // → 20
+ * calmAftermath(undefined); // → 20
+ * ```
+ */
+export function calmAftermath(measured: number | undefined, rules: CalmRules = CALM_RULES): number {
+  return measured === undefined ? rules.aftermath : Math.max(measured, rules.aftermath);
+}
 
 /**
  * Whether one analysis is quiet: the window is long enough, every judged route reads `stable`,
