@@ -54,7 +54,7 @@ export interface CalmRules {
  * (`aftermath`). 1 MiB: the zoo's stable routes moved live heap
  * by up to ~250 KB between forced GCs; a 1 KB/request leak at 200 req/s passes 1 MiB in 5 s.
  */
-export const CALM_RULES: CalmRules = { minCheckpoints: 16, confirm: 3, slackBytes: 1024 * 1024, slackShare: 0.02, youngCheckpoints: 32, aftermath: 20 };
+export const CALM_RULES: CalmRules = { minCheckpoints: 16, confirm: 3, slackBytes: 1024 * 1024, slackShare: 0.02, youngCheckpoints: 32, aftermath: 12 };
 
 /**
  * The aftermath factor a checkpoint in the calm is charged (budget.ts): what the detector
@@ -64,13 +64,14 @@ export const CALM_RULES: CalmRules = { minCheckpoints: 16, confirm: 3, slackByte
  * hot functions ("weak objects": the hidden classes of Express's requests and responses, whose
  * prototypes Express swaps, die with the last request), and V8 recompiled them over the next
  * 20-30 s, long past the 3 s the detector's own reading looks at (it read 3.4-4.5). Interleaved
- * with a bare server (bench:interleave), the calm cost +15% CPU with its ~16 ms checkpoints ~18 s
- * apart, and +1-2% with none: ~300 ms of the app's CPU per checkpoint, a factor of ~20.
+ * with a bare server (bench:interleave), the calm cost +15% CPU with its checkpoints ~18 s apart,
+ * and +1% with none: ~300 ms of an app using ~12% of a core, per checkpoint whose own process CPU
+ * (GC threads included) read 23-38 ms: a factor of 9-14.
  *
  * @example
  * ```ts
- * calmAftermath(3.4); // → 20
- * calmAftermath(undefined); // → 20
+ * calmAftermath(3.4); // → 12
+ * calmAftermath(undefined); // → 12
  * ```
  */
 export function calmAftermath(measured: number | undefined, rules: CalmRules = CALM_RULES): number {
