@@ -70,8 +70,8 @@ export interface LeakwatchOptions {
   /**
    * Dev mode, while every route the detector can judge reads `stable` (the calm): the most CPU its
    * work may take, as a share of the app's own, like `cpuBudget` (the smaller of the two rules),
-   * each checkpoint charged at least 12 times its own CPU for the recompilation its forced GC sets
-   * off (so one to a few minutes apart for a hello-world app at 200 req/s). In the calm the
+   * each checkpoint charged at least 20 times its own CPU for the recompilation its forced GC sets
+   * off (two to four minutes apart for a hello-world app at 200 req/s). In the calm the
    * sampling heap profiler also pauses and per-request heap deltas are read on
    * sampled requests only, as under load. A route seen for the first time, or the first sign of
    * growth (a route that no longer reads `stable`, or live heap or ArrayBuffer memory 1 MiB or 2%

@@ -73,12 +73,12 @@ test('regression (the calm cost Express +15% CPU): a checkpoint in the calm is c
   assert.equal(calmAftermath(CALM_RULES.aftermath + 5), CALM_RULES.aftermath + 5, 'more, when more was measured');
   // Express at 200 req/s in the calm, 10 s after a checkpoint of 27 ms of CPU: the app used 12% of
   // a core, plus ~300 ms of recompilation. With the measured 3.4 the next checkpoint was due after
-  // ~13 s; charged 12 times, after ~54 s.
+  // ~13 s; charged 20 times, after ~110 s.
   const base = { lastCostMs: 16, lastCpuMs: 27, lastProfileMs: 0, elapsedMs: 10_000, cpuSinceMs: 1_500, cpuBudget: 0.05 };
   const measured = checkpointGaps({ ...base, aftermath: 3.4 }).app;
   const floored = checkpointGaps({ ...base, aftermath: calmAftermath(3.4) }).app;
   assert.ok(measured > 11_000 && measured < 15_000, `measured: ${measured} ms`);
-  assert.ok(floored > 50_000 && floored < 58_000, `floored: ${floored} ms`);
+  assert.ok(floored > 100_000 && floored < 120_000, `floored: ${floored} ms`);
 });
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

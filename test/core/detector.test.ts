@@ -208,7 +208,7 @@ test('exact object counts: a listener per request (after Node warns) and a globa
   let seq = 0;
   const app = express();
   // Should a calm begin before the weak globals series is significant, its checkpoints stay a
-  // second or two apart here (they are charged 12 times their CPU: the default budget would space
+  // second or two apart here (they are charged 20 times their CPU: the default budget would space
   // them by most of this test's run). This test is about the counts, not the calm's pace.
   const mw = leakwatch({ ...OPTIONS, calmBudget: 5 });
   app.use(mw);

@@ -54,7 +54,7 @@ export interface CalmRules {
  * (`aftermath`). 1 MiB: the zoo's stable routes moved live heap
  * by up to ~250 KB between forced GCs; a 1 KB/request leak at 200 req/s passes 1 MiB in 5 s.
  */
-export const CALM_RULES: CalmRules = { minCheckpoints: 16, confirm: 3, slackBytes: 1024 * 1024, slackShare: 0.02, youngCheckpoints: 32, aftermath: 12 };
+export const CALM_RULES: CalmRules = { minCheckpoints: 16, confirm: 3, slackBytes: 1024 * 1024, slackShare: 0.02, youngCheckpoints: 32, aftermath: 20 };
 
 /**
  * The aftermath factor a checkpoint in the calm is charged (budget.ts): what the detector
@@ -65,13 +65,15 @@ export const CALM_RULES: CalmRules = { minCheckpoints: 16, confirm: 3, slackByte
  * prototypes Express swaps, die with the last request), and V8 recompiled them over the next
  * 20-30 s, long past the 3 s the detector's own reading looks at (it read 3.4-4.5). Interleaved
  * with a bare server (bench:interleave), the calm cost +15% CPU with its checkpoints ~18 s apart,
- * and +1% with none: ~300 ms of an app using ~12% of a core, per checkpoint whose own process CPU
- * (GC threads included) read 23-38 ms: a factor of 9-14.
+ * and +1% with none: ~250 ms of the app's CPU per checkpoint. Over 5-minute spans with the
+ * checkpoints 100 s apart, 220-800 ms each. Their own process CPU (GC threads included) read
+ * 23-38 ms: factors of 8 to 30. With 12 Express read +12.3% and +5.9%; 20 keeps the calm's
+ * checkpoints two to four minutes apart on a hello-world app at 200 req/s.
  *
  * @example
  * ```ts
- * calmAftermath(3.4); // → 12
- * calmAftermath(undefined); // → 12
+ * calmAftermath(3.4); // → 20
+ * calmAftermath(undefined); // → 20
  * ```
  */
 export function calmAftermath(measured: number | undefined, rules: CalmRules = CALM_RULES): number {
