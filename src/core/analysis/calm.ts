@@ -50,8 +50,8 @@ export interface CalmRules {
  * 16 checkpoints: 8 before any verdict, 3 in a row to confirm one, and 5 more for weak object
  * series (a global added on one request in five, mixed with other routes, first read as growing at
  * the 12th to 15th checkpoint in the detector's tests). A calm begun too early misses a leak for a
- * whole calm gap, up to a minute now that its checkpoints are charged their aftermath
- * (`aftermath`). 1 MiB: the zoo's stable routes moved live heap
+ * whole calm gap, two to four minutes at 200 req/s now that its checkpoints are charged their
+ * aftermath (`aftermath`). 1 MiB: the zoo's stable routes moved live heap
  * by up to ~250 KB between forced GCs; a 1 KB/request leak at 200 req/s passes 1 MiB in 5 s.
  */
 export const CALM_RULES: CalmRules = { minCheckpoints: 16, confirm: 3, slackBytes: 1024 * 1024, slackShare: 0.02, youngCheckpoints: 32, aftermath: 20 };
@@ -77,7 +77,7 @@ export const CALM_RULES: CalmRules = { minCheckpoints: 16, confirm: 3, slackByte
  * ```
  */
 export function calmAftermath(measured: number | undefined, rules: CalmRules = CALM_RULES): number {
-  return measured === undefined ? rules.aftermath : Math.max(measured, rules.aftermath);
+  return Math.max(measured ?? 0, rules.aftermath);
 }
 
 /**
