@@ -267,8 +267,7 @@ export class LeakMonitor {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.last = undefined;
-    this.lastCounted = undefined;
+    this.holdLast(undefined);
     this.tickEntry = undefined;
     this.gate.dispose();
     for (const f of Object.values(this.features)) {
