@@ -2,14 +2,14 @@ import v8 from 'node:v8';
 import type { LeakMonitor } from './monitor';
 import type { RouteStats } from './recorder';
 import { forceFullGc, liveDataHeap } from './gc';
-import { gcWatch, type GcEvent } from './gcwatch';
+import { gcWatch, oldGenBytes, type GcEvent } from './gcwatch';
 import { analyzeWindow, type CheckpointWindow, type WindowAnalysis } from './analysis/checkpoints';
 import { fitLine } from './analysis/regression';
 import { project, secondsToLimit } from './analysis/projection';
 import { DEFAULT_RULES, decideVerdict } from './analysis/verdict';
 import { summarizeIsolated } from './analysis/isolated';
 import { checkpointGaps, measureAftermath } from './analysis/budget';
-import { CALM_RULES, calmAftermath, calmSlack, mib, quietAnalysis, stepCalm, type CalmRoute, type CalmState } from './analysis/calm';
+import { CALM_RULES, calmAftermath, calmNudge, calmSlack, mib, quietAnalysis, settleNudge, startNudge, stepCalm, type CalmRoute, type CalmState, type NudgeState } from './analysis/calm';
 import { dataDependence } from './analysis/sampled';
 import { heapSampler } from './heapsampler';
 import { Attribution } from './attribution';
@@ -144,6 +144,12 @@ export class Detector {
   private readonly firstSeen: number[] = [];
   /** Routes in the table when the calm began: a new one ends it at once (it has not been judged). */
   private calmRoutes = 0;
+  /** What the app's own GCs said in the calm (analysis/calm.ts calmNudge), and why they nudged, if they did. */
+  private nudge: NudgeState = startNudge(0, 0);
+  private nudged: string | null = null;
+  /** The last checkpoint's forced reading, as the app's GC events read it (oldGenBytes) and external memory. */
+  private forcedOld = 0;
+  private forcedExternal = 0;
   /** Live heap the fit over the recent half of the window says was added across it, bytes. */
   private recentRise = 0;
   /** The same for external memory. */
@@ -224,6 +230,7 @@ export class Detector {
     if (this.monitor.options.mode === 'dev') {
       this.rateAt = performance.now();
       this.schedule(TICK_MS);
+      if (this.monitor.options.calmBudget !== Infinity) this.offGc = gcWatch.on((e) => this.onCalmGc(e));
     } else {
       this.offGc = gcWatch.on((e) => this.onGc(e));
     }
@@ -346,11 +353,14 @@ export class Detector {
     const interval = this.monitor.options.checkpointIntervalMs;
     if (since < REQUESTS_PER_CHECKPOINT && elapsed < interval) { this.pace(TICK_MS); return; }
     const o = this.monitor.options;
-    const budget = this.calm.active ? Math.min(o.cpuBudget, o.calmBudget) : o.cpuBudget;
+    // A nudge (growth read by the app's own GCs) brings the calm's next checkpoint forward: it is
+    // spaced as at full pace.
+    const calmPace = this.calm.active && this.nudged === null;
+    const budget = calmPace ? Math.min(o.cpuBudget, o.calmBudget) : o.cpuBudget;
     const gaps = checkpointGaps({
       lastCostMs: this.lastCostMs, lastCpuMs: this.lastCpuMs, lastProfileMs: this.lastProfileMs,
       elapsedMs: elapsed, cpuSinceMs: budget === Infinity ? 0 : cpuNowMs() - this.cpuEndMs, cpuBudget: budget,
-      aftermath: this.calm.active ? calmAftermath(this.aftermath) : this.aftermath,
+      aftermath: calmPace ? calmAftermath(this.aftermath) : this.aftermath,
     });
     // `checkpointIntervalMs` overrides the fixed budgets (as it always did), never `cpuBudget`.
     const wait = Math.max(gaps.app - elapsed, elapsed >= interval ? 0 : Math.min(gaps.fixed, interval) - elapsed);
@@ -381,8 +391,11 @@ export class Detector {
       this.drainMs += g0 - t0;
       forceFullGc();
       this.gcMs += performance.now() - g0;
-      const heap = liveDataHeap();
+      const spaces = v8.getHeapSpaceStatistics();
+      const heap = liveDataHeap(spaces);
       const mu = process.memoryUsage();
+      this.forcedOld = oldGenBytes(spaces);
+      this.forcedExternal = mu.external;
       this.record({ at: Date.now(), heap, external: mu.external, arrayBuffers: mu.arrayBuffers, rss: mu.rss, held: m.gate.queued, forced: true, run: this.samplerRun });
       await this.isolate(token, heap, mu.arrayBuffers);
     } finally {
@@ -534,6 +547,23 @@ export class Detector {
     const start = s.n - k;
     const pick = (a: Float64Array): number[] => Array.from({ length: k }, (_, j) => a[(start + j) % ISOLATE_RING]);
     return { heap: pick(s.heap), ext: pick(s.ext), arrivals: pick(s.arrivals), total: s.n };
+  }
+
+  /** Dev mode: the app's own GCs, read in the calm for growth between its checkpoints. */
+  private onCalmGc(e: GcEvent): void {
+    if (this.closed || e.forced || (e.kind !== 'major' && e.kind !== 'minor')) return;
+    if (!this.calm.active || this.nudged !== null) {
+      if (e.kind === 'major') this.nudge.lastMajorAt = e.at;
+      return;
+    }
+    try {
+      const why = calmNudge(this.nudge, { major: e.kind === 'major', at: e.at, old: e.oldGenBytes, external: v8.getHeapStatistics().external_memory ?? 0 });
+      if (why === null) return;
+      this.nudged = why;
+      this.monitor.processFindings.calm.nudges++;
+    } catch (err) {
+      this.monitor.fault(err);
+    }
   }
 
   private onGc(e: GcEvent): void {
@@ -714,13 +744,19 @@ export class Detector {
       : this.recentExternalRise > calmSlack(last.external) ? `external memory rose ${mib(this.recentExternalRise)} over the recent half of the window` : null;
     const loud = quietAnalysis({ checkpoints: a.checkpoints, growth, routes });
     const change = stepCalm(this.calm, { loud, heap: last.heap, arrayBuffers: last.arrayBuffers });
-    if (change === null) return;
+    const nudged = this.nudged !== null;
+    this.nudged = null;
+    if (change === null) {
+      if (this.calm.active) settleNudge(this.nudge, { old: this.forcedOld, external: this.forcedExternal, nudged });
+      return;
+    }
     if (change.to === 'watch') { this.leaveCalm(change.why); return; }
     f.calm.active = true;
     f.calm.since = Date.now();
     f.calm.episodes++;
     this.calmChanges++;
     this.calmRoutes = this.monitor.recorder.routes.size;
+    this.nudge = startNudge(this.forcedOld, this.forcedExternal, this.nudge.lastMajorAt);
     this.stepBack();
   }
 
@@ -729,6 +765,7 @@ export class Detector {
     this.calmChanges++;
     this.calm.active = false;
     this.calm.quiet = 0;
+    this.nudged = null;
     f.calm.active = false;
     f.calm.since = null;
     f.calm.reason = flat(why);

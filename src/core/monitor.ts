@@ -64,7 +64,7 @@ export class LeakMonitor {
     externalGrowthBytesPerSecond: null, rssGrowthBytesPerSecond: null, secondsToHeapLimit: null,
     nativeGrowth: false, checkpoints: 0, history: [],
     load: { active: false, since: null, requestsPerSecond: 0, episodes: 0 },
-    calm: { active: false, since: null, episodes: 0, reason: null },
+    calm: { active: false, since: null, episodes: 0, reason: null, nudges: 0 },
   };
   /**
    * Dev mode: the Fastify adapter hands over each finished request's reply (`holdLast`), kept

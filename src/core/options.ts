@@ -33,7 +33,7 @@ function share(o: LeakwatchOptions, name: keyof LeakwatchOptions, def: number, m
 /** A positive share, or Infinity: never calm down. */
 function calmBudget(o: LeakwatchOptions): number {
   const v = o.calmBudget;
-  if (v === undefined) return 0.05;
+  if (v === undefined) return 0.02;
   if (typeof v !== 'number' || !(v > 0) || (v > 100 && v !== Infinity)) {
     throw bad('calmBudget', 'a number above 0 and at most 100, or Infinity (never calm down)', v);
   }

@@ -71,12 +71,14 @@ export interface LeakwatchOptions {
    * Dev mode, while every route the detector can judge reads `stable` (the calm): the most CPU its
    * work may take, as a share of the app's own, like `cpuBudget` (the smaller of the two rules),
    * each checkpoint charged at least 20 times its own CPU for the recompilation its forced GC sets
-   * off (two to four minutes apart for a hello-world app at 200 req/s). In the calm the
+   * off (minutes apart for a hello-world app at 200 req/s). Between them the app's own GCs are
+   * read: one that reads old space or external memory 1 MiB (or 2%) above the calm's lowest
+   * reading brings the next checkpoint forward. In the calm the
    * sampling heap profiler also pauses and per-request heap deltas are read on
    * sampled requests only, as under load. A route seen for the first time, or the first sign of
    * growth (a route that no longer reads `stable`, or live heap or ArrayBuffer memory 1 MiB or 2%
    * above the calm's lowest reading), ends it, and the detector watches at full pace until all is
-   * stable again. `Infinity` never calms down. Default 0.05.
+   * stable again. `Infinity` never calms down. Default 0.02.
    *
    * @example
    * ```ts
@@ -197,9 +199,10 @@ export interface ProcessFindings {
    * Dev mode's calm (see the `calmBudget` option): `active` while every judged route reads
    * `stable` and the detector watches at a slower pace with the heap profiler paused, `since`
    * when that began (ms since the Unix epoch), `episodes` how many calms there have been, and
-   * `reason` why the last one ended (null while none has).
+   * `reason` why the last one ended (null while none has). `nudges`: checkpoints the app's own
+   * GCs brought forward in the calm, having read growth between two of its checkpoints.
    */
-  calm: { active: boolean; since: number | null; episodes: number; reason: string | null };
+  calm: { active: boolean; since: number | null; episodes: number; reason: string | null; nudges: number };
   /** Live heap after each full GC, oldest first, bounded: `[msSinceEpoch, bytes, forced ? 1 : 0]`. */
   history: Array<[number, number, number]>;
 }

@@ -78,6 +78,14 @@ let mounted: { features: Record<string, unknown> } | undefined;
 function diagnose(monitor: { features: Record<string, { close?(): void }> }): void {
   // `stats` on stdin prints the detector's checkpoint figures (bench diagnosis).
   mounted = monitor;
+  if (process.env.LEAKWATCH_DIAG_TIMEGC === '1') {
+    // What the detector spends on natural full GCs' readings (record and analyze), ms and count.
+    const d = monitor.features.detector as unknown as { onGc(e: unknown): void; diagGcMs: number; diagGcN: number };
+    const orig = d.onGc.bind(d);
+    d.diagGcMs = 0;
+    d.diagGcN = 0;
+    d.onGc = (e: unknown) => { const t = performance.now(); orig(e); d.diagGcMs += performance.now() - t; d.diagGcN++; };
+  }
   for (const name of (process.env.LEAKWATCH_DIAG_CLOSE ?? '').split(',').filter((n) => n !== '')) {
     if (name === 'gc') (require('../../src/core/gcwatch') as typeof import('../../src/core/gcwatch')).gcWatch.release();
     else if (name === 'closedflag') (monitor.features.detector as unknown as { closed: boolean }).closed = true;
@@ -184,7 +192,9 @@ async function expressApp(full: Variant): Promise<() => Promise<number>> {
     }
     default: throw new Error(`unknown express variant ${variant}`);
   }
+  inRequestGc(app);
   app.get('/hello/:name', (req: { params: { name: string } }, res: { json(v: unknown): void }) => {
+    lateLeak();
     res.json({ hello: req.params.name });
   });
   app.get('/alloc/:name', (req: { params: { name: string } }, res: { json(v: unknown): void }) => {
@@ -252,7 +262,7 @@ async function fastifyApp(full: Variant): Promise<() => Promise<number>> {
     }
     default: throw new Error(`unknown fastify variant ${variant}`);
   }
-  fastify.get('/hello/:name', async (req: { params: { name: string } }) => ({ hello: req.params.name }));
+  fastify.get('/hello/:name', async (req: { params: { name: string } }) => { lateLeak(); return { hello: req.params.name }; });
   fastify.get('/alloc/:name', async (req: { params: { name: string } }) => ({ hello: req.params.name, n: churn(req.params.name) }));
   return async () => {
     await fastify.listen({ port: 0, host: '127.0.0.1' });
@@ -261,6 +271,38 @@ async function fastifyApp(full: Variant): Promise<() => Promise<number>> {
 }
 
 const noop = (): void => {};
+
+/**
+ * Diagnosis: with LEAKWATCH_DIAG_LEAK_AT=<s>, `/hello` starts keeping LEAKWATCH_DIAG_LEAK_BYTES
+ * (default 1,024) per request that many seconds after start: how soon does the calm see it?
+ */
+const LEAK_AT = Number(process.env.LEAKWATCH_DIAG_LEAK_AT ?? Infinity) * 1000 + Date.now();
+const LEAK_BYTES = Number(process.env.LEAKWATCH_DIAG_LEAK_BYTES ?? 1024);
+const leaked: string[] = [];
+function lateLeak(): void {
+  if (Date.now() >= LEAK_AT) leaked.push('x'.repeat(LEAK_BYTES) + leaked.length);
+}
+
+/**
+ * Diagnosis: a forced GC every 20 s run from inside a request (`gc20s-inreq`: before the route
+ * runs; `gc20s-finish`: in the response's 'finish'), so that one request's objects are alive
+ * across it. Does the app's JIT keep its code then?
+ */
+function inRequestGc(app: { use(fn: (req: unknown, res: { once(e: string, f: () => void): void }, next: () => void) => void): void }): void {
+  const what = process.env.LEAKWATCH_DIAG_BARE;
+  if (what !== 'gc20s-inreq' && what !== 'gc20s-finish') return;
+  const { forceFullGc } = require('../../src/core/gc') as typeof import('../../src/core/gc');
+  let due = false;
+  setInterval(() => { due = true; }, 20_000).unref();
+  app.use((_req, res, next) => {
+    if (due) {
+      due = false;
+      if (what === 'gc20s-inreq') forceFullGc();
+      else res.once('finish', () => forceFullGc());
+    }
+    next();
+  });
+}
 
 /** Subscribes to Node's end-of-response channel (which Node's own http server module holds). */
 function subscribeFinish(fn: (res: object) => void): void {
@@ -279,6 +321,10 @@ function bareDiagnosis(what: string | undefined): void {
   else if (what === 'gc') {
     const { forceFullGc } = require('../../src/core/gc') as typeof import('../../src/core/gc');
     setInterval(forceFullGc, 200).unref();
+  } else if (what === 'gc20s') {
+    // A forced GC every 20 s, about the calm's pace: what the app's JIT loses to each.
+    const { forceFullGc } = require('../../src/core/gc') as typeof import('../../src/core/gc');
+    setInterval(forceFullGc, 20_000).unref();
   } else if (what === 'gc3s') {
     const { forceFullGc } = require('../../src/core/gc') as typeof import('../../src/core/gc');
     const t = setInterval(forceFullGc, 200);
@@ -320,7 +366,7 @@ async function main(): Promise<void> {
     } else if (line.trim() === 'stats') {
       const d = mounted?.features.detector as unknown as Record<string, number> | undefined;
       const calm = (mounted as { processFindings?: { calm?: { active: boolean; episodes: number } } } | undefined)?.processFindings?.calm;
-      const pick = d === undefined ? {} : { taken: d.taken, costMs: d.costMs, gcMs: d.gcMs, profileMs: d.profileMs, analyzeMs: d.analyzeMs, calm: calm?.active ? 1 : 0, calms: calm?.episodes ?? 0, aftermath: d.aftermath };
+      const pick = d === undefined ? {} : { taken: d.taken, costMs: d.costMs, gcMs: d.gcMs, profileMs: d.profileMs, analyzeMs: d.analyzeMs, calm: calm?.active ? 1 : 0, calms: calm?.episodes ?? 0, nudges: (calm as { nudges?: number } | undefined)?.nudges, reason: (calm as { reason?: string } | undefined)?.reason, aftermath: d.aftermath, diagGcMs: d.diagGcMs, diagGcN: d.diagGcN };
       process.stdout.write(`STATS ${JSON.stringify(pick)}\n`);
     } else if (line.trim() === 'nexttick') {
       // Diagnosis: the cost of one process.nextTick() in this process's current JIT state (its

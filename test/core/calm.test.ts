@@ -5,7 +5,7 @@ import express from 'express';
 import { leakwatch } from '../../src/express/index';
 import type { Detector } from '../../src/core/detector';
 import { heapSampler } from '../../src/core/heapsampler';
-import { CALM_RULES, calmAftermath, calmSlack, quietAnalysis, stepCalm, type CalmState } from '../../src/core/analysis/calm';
+import { CALM_RULES, calmAftermath, calmNudge, calmSlack, nudgeMargin, quietAnalysis, settleNudge, startNudge, stepCalm, type CalmState } from '../../src/core/analysis/calm';
 import { checkpointGaps } from '../../src/core/analysis/budget';
 import { close, get, listen, serveExpressDev } from '../helpers';
 
@@ -94,6 +94,62 @@ async function drive(port: number, path: string, ms: number, done: () => boolean
   return done();
 }
 
+test('the app\'s own GCs nudge the calm: growth past the slack above its lowest forced reading; a scavenge\'s only when no mark-compact came for 30 s', () => {
+  const MiB = 1024 * 1024;
+  const s = startNudge(20 * MiB, 2 * MiB);
+  assert.equal(calmNudge(s, { major: false, at: 1000, old: 20.9 * MiB, external: 2 * MiB }), null, 'within the 1 MiB slack');
+  assert.equal(calmNudge(s, { major: false, at: 2000, old: 21.5 * MiB, external: 2 * MiB }), 'a scavenge read old space 1.5 MiB above the calm\'s lowest reading');
+  assert.equal(calmNudge(s, { major: false, at: 3000, old: 20 * MiB, external: 3.5 * MiB }), 'a scavenge read external memory 1.5 MiB above the calm\'s lowest reading');
+  // After a mark-compact of the app's own, its scavenge readings (promoted garbage included) do
+  // not count for CALM_RULES.scavengeAfterMs; its mark-compacts' do.
+  assert.equal(calmNudge(s, { major: true, at: 4000, old: 20.4 * MiB, external: 2 * MiB }), null);
+  assert.equal(s.lastMajorAt, 4000);
+  const soon = 4000 + CALM_RULES.scavengeAfterMs - 1;
+  assert.equal(calmNudge(s, { major: false, at: soon, old: 40 * MiB, external: 9 * MiB }), null, 'a scavenge soon after a mark-compact');
+  assert.equal(calmNudge(s, { major: true, at: 5000, old: 21.2 * MiB, external: 2 * MiB }), 'a mark-compact read old space 1.2 MiB above the calm\'s lowest reading');
+  assert.match(calmNudge(s, { major: false, at: 5000 + CALM_RULES.scavengeAfterMs, old: 22 * MiB, external: 2 * MiB }) ?? '', /^a scavenge read old space 2\.0 MiB/, 'and again once none came for a while');
+  assert.equal(startNudge(1, 1, s.lastMajorAt).lastMajorAt, 5000, 'a new calm remembers the last mark-compact');
+});
+
+test('a nudge the checkpoint does not confirm doubles the margin; a lower forced reading lowers the base', () => {
+  const MiB = 1024 * 1024;
+  const s = startNudge(20 * MiB, 2 * MiB);
+  assert.equal(nudgeMargin(20 * MiB, 0), 1 * MiB);
+  settleNudge(s, { old: 19 * MiB, external: 2.5 * MiB, nudged: true });
+  assert.deepEqual(s, { lowOld: 19 * MiB, lowExternal: 2 * MiB, lastMajorAt: -Infinity, misses: 1 });
+  assert.equal(nudgeMargin(s.lowOld, s.misses), 2 * MiB);
+  assert.equal(calmNudge(s, { major: false, at: 0, old: 20.5 * MiB, external: 2 * MiB }), null, '1.5 MiB: under the doubled margin');
+  assert.match(calmNudge(s, { major: false, at: 0, old: 21.5 * MiB, external: 2 * MiB }) ?? '', /old space 2\.5 MiB/);
+  settleNudge(s, { old: 19.2 * MiB, external: 2 * MiB, nudged: false });
+  assert.equal(s.misses, 1, 'a routine checkpoint is no miss');
+  assert.equal(s.lowOld, 19 * MiB);
+  // A big heap's margin is its share (calmSlack), doubled the same way.
+  assert.equal(nudgeMargin(500e6, 2), 4 * 500e6 * CALM_RULES.slackShare);
+});
+
+test('regression (the calm\'s rare checkpoints let a leak run for minutes): the app\'s own GCs bring the next checkpoint forward', async (t) => {
+  const app = express();
+  // calmBudget 1e-4: the calm's own checkpoints would be hours apart, so only a nudge can end it.
+  const mw = leakwatch({ notice: false, mode: 'dev', autoProbe: false, loadRate: 0, checkpointIntervalMs: 100, calmBudget: 1e-4, samplingInterval: 0 });
+  app.use(mw);
+  const kept: string[] = [];
+  let leaking = false;
+  // Once `leaking` is set, 64 KB kept a request: 1 MiB in 16 requests.
+  app.get('/hit', (_req, res) => { if (leaking) kept.push(Buffer.alloc(32768, kept.length % 251).toString('hex')); res.json({ n: kept.length }); });
+  const server = http.createServer(app);
+  const port = await listen(server);
+  t.after(async () => { mw.close(); await close(server); });
+  const m = mw.monitor;
+  const det = m.features.detector as Detector;
+  const calm = m.processFindings.calm;
+  assert.equal(await drive(port, '/hit', 40_000, () => calm.active), true, `a stable route must calm the detector (${det.taken} checkpoints)`);
+  const nudges = calm.nudges;
+  leaking = true;
+  assert.equal(await drive(port, '/hit', 30_000, () => !calm.active), true, `a leak must end the calm (${kept.length} requests kept ${(kept.length * 64 / 1024).toFixed(0)} MiB; ${calm.nudges} nudges)`);
+  assert.ok(calm.nudges > nudges, `${calm.nudges} nudges, ${nudges} before the leak`);
+  assert.match(calm.reason ?? '', /^live heap rose [0-9.]+ MiB since the calm's lowest reading$/);
+});
+
 test('end to end: a stable app calms down (profiler paused, sampled heap readings); a new route and a leak each end the calm', async (t) => {
   const app = express();
   // A high calmBudget keeps the calm's checkpoints a second or two apart, so the leak is seen soon.
@@ -112,7 +168,7 @@ test('end to end: a stable app calms down (profiler paused, sampled heap reading
   const calm = m.processFindings.calm;
   const why = (): string => `${det.taken} checkpoints; ${[...m.recorder.routes.values()].map((r) => `${r.key}: ${r.verdict} (${r.verdictReason})`).join('; ')}`;
 
-  assert.deepEqual(calm, { active: false, since: null, episodes: 0, reason: null });
+  assert.deepEqual(calm, { active: false, since: null, episodes: 0, reason: null, nudges: 0 });
   assert.equal(await drive(port, '/hit', 40_000, () => calm.active), true, `a stable route must calm the detector (${why()})`);
   assert.ok(det.taken >= CALM_RULES.minCheckpoints, `not before the window can judge (${det.taken} checkpoints)`);
   assert.equal(calm.episodes, 1);

@@ -82,8 +82,8 @@ test('cpuBudget: no cap (Infinity) by default; any share above 0 up to 100', () 
   assert.equal(resolveOptions({ cpuBudget: 0.01 }, {}).cpuBudget, 0.01);
 });
 
-test('calmBudget: a twentieth of the app CPU by default; any share above 0 up to 100, or Infinity (never calm)', () => {
-  assert.equal(resolveOptions({}, {}).calmBudget, 0.05);
+test('calmBudget: a fiftieth of the app CPU by default; any share above 0 up to 100, or Infinity (never calm)', () => {
+  assert.equal(resolveOptions({}, {}).calmBudget, 0.02);
   assert.equal(resolveOptions({ calmBudget: 0.2 }, {}).calmBudget, 0.2);
   assert.equal(resolveOptions({ calmBudget: 100 }, {}).calmBudget, 100);
   assert.equal(resolveOptions({ calmBudget: Infinity }, {}).calmBudget, Infinity);

@@ -44,6 +44,8 @@ export interface CalmRules {
    * far more afterwards than the detector's 3 s aftermath reading sees.
    */
   aftermath: number;
+  /** A scavenge's reading nudges only when the app's last mark-compact is at least this old, ms (see calmNudge). */
+  scavengeAfterMs: number;
 }
 
 /**
@@ -54,7 +56,7 @@ export interface CalmRules {
  * aftermath (`aftermath`). 1 MiB: the zoo's stable routes moved live heap
  * by up to ~250 KB between forced GCs; a 1 KB/request leak at 200 req/s passes 1 MiB in 5 s.
  */
-export const CALM_RULES: CalmRules = { minCheckpoints: 16, confirm: 3, slackBytes: 1024 * 1024, slackShare: 0.02, youngCheckpoints: 32, aftermath: 20 };
+export const CALM_RULES: CalmRules = { minCheckpoints: 16, confirm: 3, slackBytes: 1024 * 1024, slackShare: 0.02, youngCheckpoints: 32, aftermath: 20, scavengeAfterMs: 30_000 };
 
 /**
  * The aftermath factor a checkpoint in the calm is charged (budget.ts): what the detector
@@ -161,4 +163,74 @@ export function stepCalm(s: CalmState, c: { loud: string | null; heap: number; a
 /** Bytes in MiB, one decimal. */
 export function mib(b: number): string {
   return `${(b / (1024 * 1024)).toFixed(1)} MiB`;
+}
+
+/**
+ * What the app's own GCs said since the calm's last checkpoint. Between the calm's checkpoints,
+ * minutes apart, the app's own collections still read how much it keeps, for nothing: a reading
+ * well above the calm's lowest one brings the next checkpoint forward (a nudge), so the routine
+ * checkpoints can stay rare without a leak going unseen for minutes.
+ */
+export interface NudgeState {
+  /** Lowest old-generation bytes (all spaces but the young ones) read right after a forced GC in this calm. */
+  lowOld: number;
+  /** Lowest external memory read then. */
+  lowExternal: number;
+  /** When the app's last natural mark-compact ended (ms, any clock the readings share; -Infinity: none seen). */
+  lastMajorAt: number;
+  /** Nudges in this calm that the checkpoint did not confirm; each one doubles the margin. */
+  misses: number;
+}
+
+/** A fresh nudge state, from the reading the calm began at (`lastMajorAt` carries over from before it). */
+export function startNudge(old: number, external: number, lastMajorAt = -Infinity): NudgeState {
+  return { lowOld: old, lowExternal: external, lastMajorAt, misses: 0 };
+}
+
+/**
+ * The growth above the calm's lowest reading that nudges: the calm's slack (calmSlack), doubled
+ * for each nudge the checkpoint did not confirm.
+ */
+export function nudgeMargin(low: number, misses: number, rules: CalmRules = CALM_RULES): number {
+  return calmSlack(low, rules) * 2 ** Math.min(misses, 16);
+}
+
+/**
+ * One natural GC's reading in the calm: why the next checkpoint should come now, or null.
+ *
+ * Which readings count: after a mark-compact, old-generation bytes are live data plus a few
+ * hundred KB of what the marking left (Express at 200 req/s: natural readings 0.1-0.4 MB above
+ * the forced ones, one every ~6 s). After a scavenge they also hold whatever garbage was promoted
+ * since the last mark-compact (Express promoted ~1.1 MB/s; Fastify ~3 KB/s and had no natural
+ * mark-compact in minutes). So a scavenge's reading counts only when the app has had no
+ * mark-compact of its own for `rules.scavengeAfterMs`: an app that has them is read by them, one
+ * that has none (a small app, or one whose leak is in large objects) by its scavenges. A nudge
+ * the checkpoint does not confirm doubles the margin (promoted garbage), so false ones are few.
+ *
+ * @example
+ * ```ts
+ * const s = startNudge(9e6, 2e6);
+ * calmNudge(s, { major: false, at: 1000, old: 9.5e6, external: 2e6 }); // → null: within 1 MiB
+ * calmNudge(s, { major: false, at: 2000, old: 11e6, external: 2e6 }); // → 'a scavenge read old space 1.9 MiB above …'
+ * ```
+ */
+export function calmNudge(s: NudgeState, g: { major: boolean; at: number; old: number; external: number }, rules: CalmRules = CALM_RULES): string | null {
+  if (g.major) s.lastMajorAt = g.at;
+  else if (g.at - s.lastMajorAt < rules.scavengeAfterMs) return null;
+  const by = g.major ? 'a mark-compact' : 'a scavenge';
+  const old = g.old - s.lowOld;
+  if (old > nudgeMargin(s.lowOld, s.misses, rules)) return `${by} read old space ${mib(old)} above the calm's lowest reading`;
+  const ext = g.external - s.lowExternal;
+  if (ext > nudgeMargin(s.lowExternal, s.misses, rules)) return `${by} read external memory ${mib(ext)} above the calm's lowest reading`;
+  return null;
+}
+
+/**
+ * After a checkpoint that stayed in the calm: its forced reading may lower the calm's lowest one,
+ * and if a nudge brought it, that nudge was false (the margin doubles).
+ */
+export function settleNudge(s: NudgeState, c: { old: number; external: number; nudged: boolean }): void {
+  s.lowOld = Math.min(s.lowOld, c.old);
+  s.lowExternal = Math.min(s.lowExternal, c.external);
+  if (c.nudged) s.misses++;
 }
