@@ -77,6 +77,7 @@ async function pair(framework: string, o: Options): Promise<PairResult> {
   const cl = await RateClient.open(lw.port, 10);
   try {
     await Promise.all([cb.get(path, { rate: o.rate, total: o.rate * o.settle }), cl.get(path, { rate: o.rate, total: o.rate * o.settle })]);
+    const before = await lw.stats();
     const a0 = await bare.cpu();
     const b0 = await lw.cpu();
     let na = 0;
@@ -95,6 +96,8 @@ async function pair(framework: string, o: Options): Promise<PairResult> {
     const bareUs = ((await bare.cpu()) - a0) / na;
     const variantUs = ((await lw.cpu()) - b0) / nb;
     const stats = await lw.stats();
+    // Checkpoints inside the measured span (the calm's, for a dev variant), apart from the settling's.
+    if (typeof stats.taken === 'number' && typeof before.taken === 'number') stats.inSpan = stats.taken - before.taken;
     return { framework, bareUs, variantUs, ratio: variantUs / bareUs, sliceRatios, stats };
   } finally {
     cb.close();
@@ -118,7 +121,7 @@ async function main(): Promise<void> {
     for (const fw of o.frameworks) {
       const r = await pair(fw, o);
       results.push(r);
-      const st = Object.keys(r.stats).length === 0 ? '' : `  checkpoints ${r.stats.taken}, calm ${r.stats.calm ? 'on' : 'off'} (${r.stats.calms} episodes)`;
+      const st = Object.keys(r.stats).length === 0 ? '' : `  checkpoints ${r.stats.taken} (${r.stats.inSpan ?? '?'} in the span), calm ${r.stats.calm ? 'on' : 'off'} (${r.stats.calms} episodes, ${r.stats.nudges ?? 0} nudges)`;
       console.log(`  pair ${p + 1}/${o.pairs} ${fw.padEnd(7)} bare ${r.bareUs.toFixed(1)} µs/req, ${o.variant} ${r.variantUs.toFixed(1)}: ${pc(r.ratio)}; slices median ${pc(median(r.sliceRatios))}${st}  (${Math.round((Date.now() - t0) / 1000)} s)`);
     }
   }

@@ -167,13 +167,3 @@ export class RateClient {
     for (const c of conns) c.socket.destroy();
   }
 }
-
-/** One fixed-rate run on fresh connections. */
-export async function fixedRate(port: number, paths: string[], opts: { rate: number; total: number; connections?: number; timeoutMs?: number }): Promise<RateResult> {
-  const client = await RateClient.open(port, opts.connections ?? 10);
-  try {
-    return await client.get(paths[0], opts);
-  } finally {
-    client.close();
-  }
-}

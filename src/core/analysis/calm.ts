@@ -51,10 +51,12 @@ export interface CalmRules {
 /**
  * 16 checkpoints: 8 before any verdict, 3 in a row to confirm one, and 5 more for weak object
  * series (a global added on one request in five, mixed with other routes, first read as growing at
- * the 12th to 15th checkpoint in the detector's tests). A calm begun too early misses a leak for a
- * whole calm gap, two to four minutes at 200 req/s now that its checkpoints are charged their
- * aftermath (`aftermath`). 1 MiB: the zoo's stable routes moved live heap
- * by up to ~250 KB between forced GCs; a 1 KB/request leak at 200 req/s passes 1 MiB in 5 s.
+ * the 12th to 15th checkpoint in the detector's tests). A calm begun too early misses a small
+ * leak for a whole calm gap, minutes at 200 req/s now that its checkpoints are charged their
+ * aftermath (`aftermath`); a bigger one is seen by a nudge (calmNudge). 1 MiB: the zoo's stable
+ * routes moved live heap by up to ~250 KB between forced GCs; a 1 KB/request leak at 200 req/s
+ * passes 1 MiB in 5 s. 30 s without a mark-compact before a scavenge's reading counts: Express at
+ * 200 req/s had one every ~6 s; an app with none in 30 s is read by its scavenges (calmNudge).
  */
 export const CALM_RULES: CalmRules = { minCheckpoints: 16, confirm: 3, slackBytes: 1024 * 1024, slackShare: 0.02, youngCheckpoints: 32, aftermath: 20, scavengeAfterMs: 30_000 };
 
@@ -69,8 +71,9 @@ export const CALM_RULES: CalmRules = { minCheckpoints: 16, confirm: 3, slackByte
  * with a bare server (bench:interleave), the calm cost +15% CPU with its checkpoints ~18 s apart,
  * and +1% with none: ~250 ms of the app's CPU per checkpoint. Over 5-minute spans with the
  * checkpoints 100 s apart, 220-800 ms each. Their own process CPU (GC threads included) read
- * 23-38 ms: factors of 8 to 30. With 12 Express read +12.3% and +5.9%; 20 keeps the calm's
- * checkpoints two to four minutes apart on a hello-world app at 200 req/s.
+ * 23-38 ms: factors of 8 to 30. With 12 Express read +12.3% and +5.9%; 20 (with calmBudget
+ * 0.02) keeps the calm's checkpoints more than 6 minutes apart on a hello-world app at 200 req/s,
+ * and the app's own GCs nudge a checkpoint forward when they read growth (calmNudge).
  *
  * @example
  * ```ts
