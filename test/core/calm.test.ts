@@ -127,44 +127,41 @@ test('a nudge the checkpoint does not confirm doubles the margin; a lower forced
   assert.equal(nudgeMargin(500e6, 2), 4 * 500e6 * CALM_RULES.slackShare);
 });
 
-test('regression (the calm\'s rare checkpoints let a leak run for minutes): the app\'s own GCs bring the next checkpoint forward', async (t) => {
+/**
+ * An Express dev server whose `/hit` keeps `bytes` a request once `leak.on` is set (hex strings
+ * of half that many bytes), and whose `/other` keeps nothing.
+ */
+async function leakyServer(t: { after(fn: () => Promise<void>): void }, options: Record<string, unknown>, bytes: number) {
   const app = express();
-  // calmBudget 1e-4: the calm's own checkpoints would be hours apart, so only a nudge can end it.
-  const mw = leakwatch({ notice: false, mode: 'dev', autoProbe: false, loadRate: 0, checkpointIntervalMs: 100, calmBudget: 1e-4, samplingInterval: 0 });
+  const mw = leakwatch({ notice: false, mode: 'dev', autoProbe: false, loadRate: 0, checkpointIntervalMs: 100, ...options });
   app.use(mw);
   const kept: string[] = [];
-  let leaking = false;
-  // Once `leaking` is set, 64 KB kept a request: 1 MiB in 16 requests.
-  app.get('/hit', (_req, res) => { if (leaking) kept.push(Buffer.alloc(32768, kept.length % 251).toString('hex')); res.json({ n: kept.length }); });
+  const leak = { on: false };
+  app.get('/hit', (_req, res) => { if (leak.on) kept.push(Buffer.alloc(bytes / 2, kept.length % 251).toString('hex')); res.json({ n: kept.length }); });
+  app.get('/other', (_req, res) => { res.json({ ok: true }); });
   const server = http.createServer(app);
   const port = await listen(server);
   t.after(async () => { mw.close(); await close(server); });
-  const m = mw.monitor;
-  const det = m.features.detector as Detector;
+  return { port, kept, leak, m: mw.monitor, det: mw.monitor.features.detector as Detector };
+}
+
+test('regression (the calm\'s rare checkpoints let a leak run for minutes): the app\'s own GCs bring the next checkpoint forward', async (t) => {
+  // calmBudget 1e-4: the calm's own checkpoints would be hours apart, so only a nudge can end it.
+  // Once leaking, 64 KB kept a request: 1 MiB in 16 requests.
+  const { port, kept, leak, m, det } = await leakyServer(t, { calmBudget: 1e-4, samplingInterval: 0 }, 65536);
   const calm = m.processFindings.calm;
   assert.equal(await drive(port, '/hit', 40_000, () => calm.active), true, `a stable route must calm the detector (${det.taken} checkpoints)`);
   const nudges = calm.nudges;
-  leaking = true;
+  leak.on = true;
   assert.equal(await drive(port, '/hit', 30_000, () => !calm.active), true, `a leak must end the calm (${kept.length} requests kept ${(kept.length * 64 / 1024).toFixed(0)} MiB; ${calm.nudges} nudges)`);
   assert.ok(calm.nudges > nudges, `${calm.nudges} nudges, ${nudges} before the leak`);
   assert.match(calm.reason ?? '', /^live heap rose [0-9.]+ MiB since the calm's lowest reading$/);
 });
 
 test('end to end: a stable app calms down (profiler paused, sampled heap readings); a new route and a leak each end the calm', async (t) => {
-  const app = express();
   // A high calmBudget keeps the calm's checkpoints a second or two apart, so the leak is seen soon.
-  const mw = leakwatch({ notice: false, mode: 'dev', autoProbe: false, loadRate: 0, checkpointIntervalMs: 100, calmBudget: 5 });
-  app.use(mw);
-  const kept: string[] = [];
-  let leaking = false;
-  // Once `leaking` is set, 16 KB kept a request: 1 MiB in 64 requests.
-  app.get('/hit', (_req, res) => { if (leaking) kept.push(Buffer.alloc(8192, kept.length % 251).toString('hex')); res.json({ n: kept.length }); });
-  app.get('/other', (_req, res) => { res.json({ ok: true }); });
-  const server = http.createServer(app);
-  const port = await listen(server);
-  t.after(async () => { mw.close(); await close(server); });
-  const m = mw.monitor;
-  const det = m.features.detector as Detector;
+  // Once leaking, 16 KB kept a request: 1 MiB in 64 requests.
+  const { port, leak, m, det } = await leakyServer(t, { calmBudget: 5 }, 16384);
   const calm = m.processFindings.calm;
   const why = (): string => `${det.taken} checkpoints; ${[...m.recorder.routes.values()].map((r) => `${r.key}: ${r.verdict} (${r.verdictReason})`).join('; ')}`;
 
@@ -195,7 +192,7 @@ test('end to end: a stable app calms down (profiler paused, sampled heap reading
   const both = async (): Promise<void> => { await get(port, '/other'); };
   assert.equal(await drive(port, '/hit', 40_000, () => { void both(); return calm.active; }), true, `calm again (${why()})`);
   assert.equal(calm.episodes, 2);
-  leaking = true;
+  leak.on = true;
   assert.equal(await drive(port, '/hit', 30_000, () => !calm.active), true, 'a leak must end the calm');
   assert.match(calm.reason ?? '', /^(live heap rose [0-9.]+ MiB|GET \/hit reads (warming-up|growing))/);
   assert.equal(await drive(port, '/hit', 30_000, () => hit.verdict === 'growing'), true, `the leak is found (${why()})`);
