@@ -144,9 +144,9 @@ export class Detector {
   private readonly firstSeen: number[] = [];
   /** Routes in the table when the calm began: a new one ends it at once (it has not been judged). */
   private calmRoutes = 0;
-  /** What the app's own GCs said in the calm (analysis/calm.ts calmNudge), and why they nudged, if they did. */
+  /** What the app's own GCs said in the calm (analysis/calm.ts calmNudge), and whether they nudged since the last checkpoint. */
   private nudge: NudgeState = startNudge(0, 0);
-  private nudged: string | null = null;
+  private nudged = false;
   /** The last checkpoint's forced reading, as the app's GC events read it (oldGenBytes) and external memory. */
   private forcedOld = 0;
   private forcedExternal = 0;
@@ -355,7 +355,7 @@ export class Detector {
     const o = this.monitor.options;
     // A nudge (growth read by the app's own GCs) brings the calm's next checkpoint forward: it is
     // spaced as at full pace.
-    const calmPace = this.calm.active && this.nudged === null;
+    const calmPace = this.calm.active && !this.nudged;
     const budget = calmPace ? Math.min(o.cpuBudget, o.calmBudget) : o.cpuBudget;
     const gaps = checkpointGaps({
       lastCostMs: this.lastCostMs, lastCpuMs: this.lastCpuMs, lastProfileMs: this.lastProfileMs,
@@ -552,14 +552,13 @@ export class Detector {
   /** Dev mode: the app's own GCs, read in the calm for growth between its checkpoints. */
   private onCalmGc(e: GcEvent): void {
     if (this.closed || e.forced || (e.kind !== 'major' && e.kind !== 'minor')) return;
-    if (!this.calm.active || this.nudged !== null) {
+    if (!this.calm.active || this.nudged) {
       if (e.kind === 'major') this.nudge.lastMajorAt = e.at;
       return;
     }
     try {
-      const why = calmNudge(this.nudge, { major: e.kind === 'major', at: e.at, old: e.oldGenBytes, external: v8.getHeapStatistics().external_memory ?? 0 });
-      if (why === null) return;
-      this.nudged = why;
+      if (calmNudge(this.nudge, { major: e.kind === 'major', at: e.at, old: e.oldGenBytes, external: v8.getHeapStatistics().external_memory ?? 0 }) === null) return;
+      this.nudged = true;
       this.monitor.processFindings.calm.nudges++;
     } catch (err) {
       this.monitor.fault(err);
@@ -744,8 +743,8 @@ export class Detector {
       : this.recentExternalRise > calmSlack(last.external) ? `external memory rose ${mib(this.recentExternalRise)} over the recent half of the window` : null;
     const loud = quietAnalysis({ checkpoints: a.checkpoints, growth, routes });
     const change = stepCalm(this.calm, { loud, heap: last.heap, arrayBuffers: last.arrayBuffers });
-    const nudged = this.nudged !== null;
-    this.nudged = null;
+    const nudged = this.nudged;
+    this.nudged = false;
     if (change === null) {
       if (this.calm.active) settleNudge(this.nudge, { old: this.forcedOld, external: this.forcedExternal, nudged });
       return;
@@ -765,7 +764,7 @@ export class Detector {
     this.calmChanges++;
     this.calm.active = false;
     this.calm.quiet = 0;
-    this.nudged = null;
+    this.nudged = false;
     f.calm.active = false;
     f.calm.since = null;
     f.calm.reason = flat(why);
